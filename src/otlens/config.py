@@ -1,0 +1,28 @@
+"""Where otlens keeps its caches and results.
+
+``OTLENS_CACHE`` (default ``~/.cache/otlens``) holds reassembled/converted model weights and
+activation caches; ``OTLENS_RESULTS`` (default ``results/`` under the current directory) holds the
+tidy results tables the chapters write.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["cache_dir", "results_dir"]
+
+
+def cache_dir(*parts: str) -> Path:
+    """Return (and create) a folder under the otlens cache root."""
+    root = Path(os.environ.get("OTLENS_CACHE", Path.home() / ".cache" / "otlens")).expanduser()
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def results_dir() -> Path:
+    """Return (and create) the folder the chapters write their results tables to."""
+    path = Path(os.environ.get("OTLENS_RESULTS", "results")).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path

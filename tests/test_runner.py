@@ -1,0 +1,286 @@
+"""Tests for otlens.runner: parameter profiles, notebook execution, the toc, the book build.
+
+Notebook-executing tests start a real kernel (about a second each) and are marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from otlens.runner import (
+    BookBuildError,
+    NotebookError,
+    ParameterError,
+    build_book,
+    load_params,
+    notebook_parameters,
+    notebooks_in_toc,
+    parse_value,
+    project_root,
+    run_notebook,
+)
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).parent.parent
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A throwaway project root: params/, notebooks/ with the tiny notebooks, a toc."""
+    (tmp_path / "params").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    for name in ("tiny", "failing"):
+        shutil.copy(DATA / f"{name}.md", tmp_path / "notebooks" / f"{name}.md")
+    (tmp_path / "params" / "quick.yml").write_text(
+        "defaults: {seed: 0, label: from-defaults, device: cpu}\n"
+        "tiny: {n_items: 2}\n"
+    )
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nchapters:\n"
+        "  - file: book/executed/tiny\n  - file: book/reproduction\n  - file: book/executed/failing\n"
+    )
+    return tmp_path
+
+
+# --------------------------------------------------------------------------------- parameters
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("256", 256), ("0.5", 0.5), ("1e-3", 1e-3), ("-2E+4", -2e4), ("true", True), ("false", False),
+     ("[a, b]", ["a", "b"]), ("[4, 8]", [4, 8]), ("null", None), ("gemma3-270m", "gemma3-270m"),
+     ("sentence-transformers/all-MiniLM-L12-v2", "sentence-transformers/all-MiniLM-L12-v2"),
+     ("{a: 1}", {"a": 1}), ("cuda", "cuda"), ("a: b: c", "a: b: c")],
+)
+def test_parse_value_reads_yaml_scalars_and_lists(text, expected):
+    assert parse_value(text) == expected
+
+
+def test_notebook_parameters_reads_the_parameters_cell():
+    assert notebook_parameters(DATA / "tiny.md") == {"n_items": 3, "label": "squares", "scale": 1.0}
+
+
+def test_notebook_without_parameters_cell_is_an_error(tmp_path):
+    path = tmp_path / "bare.md"
+    path.write_text((DATA / "tiny.md").read_text().replace(":tags: [parameters]\n", ""))
+    with pytest.raises(ParameterError, match="exactly one cell tagged `parameters`; found 0"):
+        notebook_parameters(path)
+
+
+def test_load_params_applies_defaults_section_then_overrides(project):
+    notebook = project / "notebooks" / "tiny.md"
+    assert load_params(notebook) == {"label": "from-defaults", "n_items": 2}
+    params = load_params(notebook, overrides={"n_items": 5, "scale": 0.5})
+    assert params == {"label": "from-defaults", "n_items": 5, "scale": 0.5}
+
+
+def test_defaults_apply_only_to_declared_keys(project):
+    # `seed` and `device` are in `defaults` but not in failing.md: silently not injected.
+    assert load_params(project / "notebooks" / "failing.md") == {}
+
+
+def test_load_params_accepts_a_profile_path(project, tmp_path):
+    profile = tmp_path / "custom.yml"
+    profile.write_text("tiny: {label: custom}\n")
+    assert load_params(project / "notebooks" / "tiny.md", profile=profile) == {"label": "custom"}
+
+
+def test_unknown_override_lists_valid_parameters(project):
+    with pytest.raises(ParameterError, match=r"'n_texts'.*Valid parameters: n_items, label, scale"):
+        load_params(project / "notebooks" / "tiny.md", overrides={"n_texts": 4})
+
+
+def test_unknown_key_in_profile_section_is_an_error(project):
+    (project / "params" / "quick.yml").write_text("tiny: {bogus: 1}\n")
+    with pytest.raises(ParameterError, match=r"'bogus'.*section 'tiny'"):
+        load_params(project / "notebooks" / "tiny.md")
+
+
+def test_malformed_profile_section_is_an_error(project):
+    (project / "params" / "quick.yml").write_text("tiny: [1, 2]\n")
+    with pytest.raises(ParameterError, match="Section 'tiny'.*must be a mapping"):
+        load_params(project / "notebooks" / "tiny.md")
+
+
+def test_missing_profile_names_known_profiles(project):
+    with pytest.raises(FileNotFoundError, match=r"Profile 'paper' not found.*Known profiles: \['quick'\]"):
+        load_params(project / "notebooks" / "tiny.md", profile="paper")
+
+
+def test_repository_profiles_parse_and_have_defaults():
+    for name in ("quick", "paper"):
+        text = (REPO / "params" / f"{name}.yml").read_text()
+        import yaml
+
+        config = yaml.safe_load(text)
+        assert config["defaults"] == {"device": "cpu", "seed": 0}
+
+
+def test_project_root_walks_up_to_the_marker(project):
+    assert project_root(project / "notebooks") == project.resolve()
+
+
+# --------------------------------------------------------------------------------------- toc
+
+
+def test_notebooks_in_toc_follow_toc_order_and_skip_pages(project):
+    assert notebooks_in_toc(project / "_toc.yml") == [
+        project.resolve() / "notebooks" / "tiny.md",
+        project.resolve() / "notebooks" / "failing.md",
+    ]
+
+
+def test_notebooks_in_toc_reads_parts_and_sections(project):
+    (project / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nparts:\n"
+        "  - caption: One\n    chapters:\n      - file: book/executed/failing\n"
+        "        sections:\n          - file: book/executed/tiny\n"
+    )
+    assert [p.stem for p in notebooks_in_toc(project / "_toc.yml")] == ["failing", "tiny"]
+
+
+def test_notebooks_in_toc_reports_a_missing_source(project):
+    (project / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/executed/02_nope\n")
+    with pytest.raises(FileNotFoundError, match="book/executed/02_nope.*notebooks/02_nope"):
+        notebooks_in_toc(project / "_toc.yml")
+
+
+def test_repository_toc_lists_chapter_one():
+    import yaml
+
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    assert toc["root"] == "book/intro"
+    assert toc["chapters"][0]["file"] == "book/executed/01_ot_across_depth"
+
+
+# --------------------------------------------------------------------------------- execution
+
+
+@pytest.mark.slow
+def test_run_notebook_injects_parameters_and_sets_environment(project, monkeypatch):
+    monkeypatch.delenv("OTLENS_RESULTS", raising=False)
+    out = run_notebook(project / "notebooks" / "tiny.md", parameters={"scale": 2.0}, progress=False)
+    assert out == project.resolve() / "book" / "executed" / "tiny.ipynb"
+    nb = nbformat.read(out, as_version=4)
+    nbformat.validate(nb)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "from-defaults [0.0, 2.0]" in text  # label from defaults, n_items from the section
+    assert f"results: {project.resolve() / 'results'}" in text
+    assert "hashseed: 0" in text
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "scale = 2.0" in injected[0].source
+    assert nb.metadata.papermill == {
+        "input_path": "notebooks/tiny.md",
+        "parameters": {"label": "from-defaults", "n_items": 2, "scale": 2.0},
+        "version": nb.metadata.papermill["version"],
+    }
+
+
+@pytest.mark.slow
+def test_kernel_runs_this_interpreter_despite_other_kernelspecs(project, tmp_path, monkeypatch):
+    # A `python3` kernelspec earlier on the Jupyter path that points at a python that does not exist.
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps(
+        {"argv": ["/nonexistent/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+         "display_name": "elsewhere", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    out = run_notebook(project / "notebooks" / "tiny.md", progress=False)
+    assert "from-defaults [0.0, 1.0]" in out.read_text()
+
+
+@pytest.mark.slow
+def test_run_twice_gives_identical_files(project):
+    notebook = project / "notebooks" / "tiny.md"
+    first = run_notebook(notebook, progress=False).read_bytes()
+    second = run_notebook(notebook, progress=False).read_bytes()
+    assert first == second
+    nb = nbformat.reads(first.decode(), as_version=4)
+    assert [c.id for c in nb.cells] == [f"tiny-{i}" for i in range(len(nb.cells))]
+    for key in ("start_time", "end_time", "duration", "iopub.execute_input"):
+        assert key not in first.decode()
+    stderr = "".join(o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                     if o.get("name") == "stderr")
+    assert "loop: 100%" in stderr and "it/s" not in stderr  # progress bars carry no timings
+
+
+@pytest.mark.slow
+def test_failing_notebook_raises_notebook_error_and_keeps_partial(project):
+    notebook = project / "notebooks" / "failing.md"
+    with pytest.raises(NotebookError) as info:
+        run_notebook(notebook, progress=False)
+    error = info.value
+    message = str(error)
+    assert "notebooks/failing.md" in message
+    assert "cell 4" in message and "ratio = numerator / divisor" in message
+    assert "ZeroDivisionError: division by zero" in message
+    assert (error.cell_index, error.ename) == (4, "ZeroDivisionError")
+    failed = project.resolve() / "book" / "executed" / "failing.failed.ipynb"
+    assert error.executed_path == failed and failed.is_file()
+    assert "ZeroDivisionError" in failed.read_text()
+    assert not (project / "book" / "executed" / "failing.ipynb").exists()
+    assert not list((project / "book" / "executed").glob(".*"))  # no in-progress leftovers
+
+    # A successful run replaces the failure record.
+    run_notebook(notebook, parameters={"divisor": 4}, progress=False)
+    assert not failed.exists()
+
+
+@pytest.mark.slow
+def test_output_dir_outside_the_project(project, tmp_path):
+    out = run_notebook(project / "notebooks" / "tiny.md", output_dir=tmp_path / "elsewhere",
+                       progress=False)
+    assert out == tmp_path / "elsewhere" / "tiny.ipynb" and out.is_file()
+
+
+# ---------------------------------------------------------------------------------------- book
+
+
+def test_build_book_without_execute_needs_executed_notebooks(project):
+    with pytest.raises(BookBuildError, match="book/executed/tiny.ipynb does not exist"):
+        build_book(root=project, execute=False)
+
+
+def test_build_book_rejects_overrides_for_unknown_chapters(project):
+    with pytest.raises(ParameterError, match="No chapter named \\['nope'\\]"):
+        build_book(root=project, parameters_by_notebook={"nope": {"a": 1}})
+
+
+@pytest.fixture
+def book_copy(tmp_path: Path) -> Path:
+    """The repository's book configuration with a tiny chapter standing in for chapter 1."""
+    root = tmp_path / "book-root"
+    root.mkdir()
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "params", root / "params")
+    shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("executed"))
+    (root / "notebooks").mkdir()
+    shutil.copy(DATA / "chapter.md", root / "notebooks" / "01_ot_across_depth.md")
+    (root / "params" / "quick.yml").write_text("defaults: {seed: 0}\n")
+    return root
+
+
+@pytest.mark.slow
+def test_book_builds_with_warnings_as_errors(book_copy):
+    index = build_book(root=book_copy, progress=False)
+    assert index == book_copy / "_build" / "html" / "index.html" and index.is_file()
+    chapter = (book_copy / "_build" / "html" / "book" / "executed" / "01_ot_across_depth.html").read_text()
+    assert "<img" in chapter and "A random walk." in chapter  # the figure and its caption
+    assert "Cuturi, 2013" in chapter  # the citation resolved against references.bib
+    assert "work: 100%" not in chapter  # stderr (progress bars) is not rendered
+    intro = (book_copy / "_build" / "html" / "book" / "intro.html").read_text()
+    assert "Sinkhorn distances" in intro  # the bibliography is rendered on the introduction page
+
+
+@pytest.mark.slow
+def test_book_build_fails_on_a_warning(book_copy):
+    chapter = book_copy / "notebooks" / "01_ot_across_depth.md"
+    chapter.write_text(chapter.read_text().replace("{numref}`fig-walk`", "{numref}`fig-missing`"))
+    with pytest.raises(BookBuildError, match="failed with exit code"):
+        build_book(root=book_copy, progress=False)
