@@ -52,6 +52,11 @@ __all__ = [
     "profile_shape",
     "shape_table",
     "PROFILE_SOLVER",
+    "claim_table",
+    "depth_study",
+    "describe_claims",
+    "solver_accuracy",
+    "has_interior_minimum",
 ]
 
 BASES = ("per-layer-pca", "shared-pca", "none")
@@ -341,3 +346,145 @@ def shape_table(df: pd.DataFrame, *, by: Sequence[str] = ("model", "trained", "m
         stats = profile_shape(g.sort_values("layer")["value"].to_numpy())
         rows.append(dict(zip(list(by) + ["seed"], key), **stats))
     return pd.DataFrame(rows)
+
+
+def claim_table(profiles: pd.DataFrame, entropies: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Test the 2025 study's claims for every (model, method); one row each.
+
+    Columns: ``edge_ratio`` (trained, mean over seeds) and ``edge_ratio_min`` (its smallest
+    seed), ``u_shape`` (every trained seed has both end transitions above the interior median
+    and its minimum in the interior), ``untrained_level`` (mean untrained value over mean
+    trained value: > 1 means the untrained twin moves its tokens more, as claimed),
+    ``roughness`` for both (mean |second difference| over mean: erratic profiles score high),
+    and, when ``entropies`` is given, ``bottleneck_<metric>``: the trained model's entropy has
+    its minimum strictly inside (not at the first or last state) and below both ends by more
+    than 1% of its range, for each entropy metric.
+    """
+    shapes = shape_table(profiles)
+    rows = []
+    for (model, method), g in shapes.groupby(["model", "method"], sort=False):
+        tr, un = g[g.trained == True], g[g.trained == False]  # noqa: E712 - pandas booleans
+        if tr.empty:
+            continue
+        p = profiles[(profiles.model == model) & (profiles.method == method)]
+        mean_tr = p[p.trained == True].value.mean()  # noqa: E712
+        mean_un = p[p.trained == False].value.mean() if not un.empty else np.nan  # noqa: E712
+        interior = (tr.argmin_frac > 0) & (tr.argmin_frac < 1)
+        row = dict(
+            model=model, method=method,
+            edge_ratio=float(tr.edge_ratio.mean()), edge_ratio_min=float(tr.edge_ratio.min()),
+            u_shape=bool(((tr.edge_ratio > 1) & interior).all()),
+            untrained_level=float(mean_un / mean_tr) if mean_tr else np.nan,
+            trained_roughness=float(tr.roughness.mean()),
+            untrained_roughness=float(un.roughness.mean()) if not un.empty else np.nan,
+        )
+        if entropies is not None:
+            for metric, e in entropies[(entropies.model == model) & (entropies.trained == True)].groupby("metric"):  # noqa: E712
+                row[f"bottleneck_{metric}"] = has_interior_minimum(e.groupby("layer").value.mean().sort_index().to_numpy())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def has_interior_minimum(values: Sequence[float], *, margin: float = 0.01) -> bool:
+    """Whether a per-layer curve dips in the middle: its minimum is not at either end and lies
+    below both ends by more than ``margin`` × the curve's range."""
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1 or v.size < 3:
+        raise ValueError(f"`values` must be a 1-D curve of at least 3 layers; got shape {v.shape}")
+    k = int(np.argmin(v))
+    gap = margin * (v.max() - v.min())
+    return bool(0 < k < v.size - 1 and v[k] < v[0] - gap and v[k] < v[-1] - gap)
+
+
+def depth_study(
+    spec: str,
+    texts: Sequence[str],
+    *,
+    methods: Sequence[str | ProfileMethod] = tuple(PROFILE_METHODS),
+    seeds: Sequence[int] = (0, 1, 2),
+    n_samples: int = 1000,
+    max_length: int = 64,
+    device: Any = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Depth profiles and entropies of a model and its untrained twins, for every method.
+
+    The trained model gives one profile per seed (a different token sample each); the
+    untrained twin of seed ``s`` is initialised with ``s`` and sampled with ``s``, so its spread
+    over seeds covers both the initialisation and the sampling. Activations come from
+    :func:`~otlens.activations.extract_activations` (cached on disk).
+
+    Returns
+    -------
+    (profiles, entropies) : tuple of pandas.DataFrame
+        Tidy tables from :func:`adjacent_profile` and :func:`entropy_profile`, ``model`` = ``spec``.
+    """
+    from .activations import extract_activations  # heavy (transformers): imported on use
+
+    seeds = [check_int(s, "seeds", minimum=0) for s in seeds]
+    if not seeds:
+        raise ValueError("`seeds` must hold at least one seed; got none")
+    methods = [get_method(m) for m in methods]
+    runs = [(True, 0, seeds)] + [(False, s, [s]) for s in seeds]
+    profiles, entropies = [], []
+    for trained, init_seed, sample_seeds in tqdm(runs, desc=spec, disable=not progress, leave=False):
+        acts = extract_activations(spec, list(texts), trained=trained, seed=init_seed, max_length=max_length,
+                                   progress=False)
+        for m in methods:
+            profiles.append(adjacent_profile(acts, method=m, n_samples=n_samples, seeds=sample_seeds, model=spec,
+                                             trained=trained, device=device, progress=False))
+        entropies.append(entropy_profile(acts, model=spec, trained=trained, seed=init_seed))
+    return pd.concat(profiles, ignore_index=True), pd.concat(entropies, ignore_index=True)
+
+
+def describe_claims(claims: pd.DataFrame) -> str:
+    """Markdown bullets stating, per model, what :func:`claim_table` found (numbers included)."""
+    yes = lambda b: "**yes**" if bool(b) else "**no**"  # noqa: E731
+    lines = []
+    for model, g in claims.groupby("model", sort=False):
+        parts = []
+        for _, r in g.iterrows():
+            parts.append(
+                f"*{r.method}*: U-shape {yes(r.u_shape)} (edge ratio {r.edge_ratio:.2f}, lowest seed "
+                f"{r.edge_ratio_min:.2f}); untrained/trained level {r.untrained_level:.2f}; roughness "
+                f"{r.trained_roughness:.2f} trained vs {r.untrained_roughness:.2f} untrained"
+            )
+        row = g.iloc[0]
+        bottlenecks = [f"{c.removeprefix('bottleneck_').replace('_', ' ')} {yes(row[c])}"
+                       for c in g.columns if c.startswith("bottleneck_")]
+        text = f"- **{model}** — " + "; ".join(parts) + "."
+        if bottlenecks:
+            text += " Mid-depth entropy minimum (trained): " + ", ".join(bottlenecks) + "."
+        lines.append(text)
+    return "\n".join(lines)
+
+
+def solver_accuracy(
+    acts: Any,
+    *,
+    method: str | ProfileMethod = "corrected",
+    n_samples: int = 500,
+    seed: int = 0,
+    factor: int = 4,
+    device: Any = None,
+) -> dict[str, float]:
+    """How much the profile's solver settings (:data:`PROFILE_SOLVER`) limit its accuracy.
+
+    Solves every transition twice, with :data:`PROFILE_SOLVER` and with ``factor`` times more
+    iterations and a 100 times tighter tolerance, and returns ``max_rel_error`` (the largest
+    relative change of a value), the largest marginal errors of both solves and their
+    iteration counts.
+    """
+    factor = check_int(factor, "factor", minimum=2)
+    tight = dict(tol=PROFILE_SOLVER["tol"] / 100, max_iter=PROFILE_SOLVER["max_iter"] * factor)
+    base = adjacent_profile(acts, method=method, n_samples=n_samples, seeds=[seed], device=device, progress=False)
+    ref = adjacent_profile(acts, method=method, n_samples=n_samples, seeds=[seed], device=device, progress=False,
+                           **tight)
+    rel = (base.value - ref.value).abs() / ref.value.abs().clip(lower=1e-12)
+    return dict(
+        max_rel_error=float(rel.max()),
+        marginal_error=float(base.marginal_error.max()),
+        marginal_error_tight=float(ref.marginal_error.max()),
+        n_iter=int(base.n_iter.max()),
+        n_iter_tight=int(ref.n_iter.max()),
+    )

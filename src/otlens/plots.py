@@ -40,6 +40,7 @@ __all__ = [
     "plot_profile",
     "plot_entropy",
     "plot_layer_heatmap",
+    "plot_layer_heatmaps",
     "plot_metric_bars",
 ]
 
@@ -65,9 +66,11 @@ METRIC_LABELS = {
     "sinkhorn_cost": "Sinkhorn OT cost (activation units²)",
     "sinkhorn_divergence": "Sinkhorn divergence (activation units²)",
     "exact": "exact OT cost (activation units²)",
-    "ot_cost": "OT cost (activation units²)",
+    "ot_cost": "OT cost ⟨P, C⟩",
+    "ot_divergence": "debiased Sinkhorn divergence",
+    "w2_squared": "exact OT cost W₂²",
     "w2": "W₂ distance (activation units)",
-    "norm_entropy": "norm entropy (nats)",
+    "norm_entropy": "norm entropy (normalised, 0–1)",
     "norm_entropy_normalized": "normalised norm entropy (0–1)",
     "renyi_entropy": "Rényi entropy (normalised, 0–1)",
     "prompt_entropy": "prompt entropy (normalised, 0–1)",
@@ -155,9 +158,10 @@ def _order(data: pd.DataFrame, column: str | None) -> list | None:
 def _line_grid(
     df: Any,
     *,
-    metric: str,
+    metric: str | None,
     xlabel: str,
     col: str | None,
+    row: str | None,
     hue: str | None,
     style: str | None,
     errorbar: Any,
@@ -170,21 +174,27 @@ def _line_grid(
     aspect: float,
 ) -> Figure:
     """One line panel per ``col`` value: mean over seeds with an error band, x = layer."""
-    if not isinstance(metric, str):
-        raise ValueError(f"`metric` must be a metric name (str); got {metric!r}")
+    if metric is not None and not isinstance(metric, str):
+        raise ValueError(f"`metric` must be a metric name (str) or None; got {metric!r}")
     check_int(n_boot, "n_boot", minimum=1)
-    data = _prepare(df, metric=metric, columns=["layer", "value", col, hue, style])
-    col_, hue_, style_ = _show(col), _show(hue), _show(style)
+    data = _prepare(df, metric=metric, columns=["layer", "value", col, row, hue, style])
+    if row == "metric":
+        data["metric"] = data["metric"].map(lambda m: METRIC_LABELS.get(m, str(m).replace("_", " ")))
+    col_, row_, hue_, style_ = _show(col), _show(row), _show(hue), _show(style)
     marks = {"markers": True, "dashes": True} if style is not None else {"marker": "o"}
     with plot_style():
         grid = sns.relplot(
-            data=data, kind="line", x="layer", y="value", col=col_, hue=hue_, style=style_,
+            data=data, kind="line", x="layer", y="value", col=col_, row=row_, hue=hue_, style=style_,
             hue_order=_order(data, hue_), style_order=_order(data, style_), col_order=_order(data, col_),
+            row_order=_order(data, row_),
             col_wrap=col_wrap, errorbar=errorbar, n_boot=n_boot, seed=_BOOT_SEED, height=height, aspect=aspect,
             facet_kws={"sharey": sharey, "sharex": True}, **marks,
         )  # fmt: skip
         grid.set_axis_labels(xlabel, _metric_label(metric, ylabel))
-        grid.set_titles(col_template="{col_name}" if col is not None else "")
+        if row is None:
+            grid.set_titles(col_template="{col_name}" if col is not None else "")
+        else:
+            grid.set_titles(template="{row_name} · {col_name}" if col is not None else "{row_name}")
         for ax in grid.axes.flat:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.tick_params(axis="y", labelleft=True)
@@ -196,8 +206,9 @@ def _line_grid(
 def plot_profile(
     df: pd.DataFrame,
     *,
-    metric: str,
+    metric: str | None,
     col: str | None = "model",
+    row: str | None = None,
     hue: str | None = "trained",
     style: str | None = None,
     errorbar: Any = ("ci", 95),
@@ -218,10 +229,13 @@ def plot_profile(
     ----------
     df : pandas.DataFrame
         Tidy results with columns ``metric``, ``layer`` (int), ``value`` and those named below.
-    metric : str
-        Which ``metric`` rows to plot; its y label comes from :data:`METRIC_LABELS`.
+    metric : str or None
+        Which ``metric`` rows to plot (``None``: all rows, e.g. with ``row="metric"``); its y
+        label comes from :data:`METRIC_LABELS`.
     col : str or None, default "model"
         Column giving one panel per value (``None``: one panel).
+    row : str or None, default None
+        Column giving one row of panels per value (e.g. ``"metric"`` with ``metric=None``).
     hue : str or None, default "trained"
         Column giving the line colour (``trained`` is shown as trained / untrained).
     style : str or None, default None
@@ -252,7 +266,7 @@ def plot_profile(
         If ``df`` is not a DataFrame, lacks a needed column, or has no row for ``metric``.
     """
     return _line_grid(
-        df, metric=metric, xlabel=_PROFILE_XLABEL, col=col, hue=hue, style=style, errorbar=errorbar,
+        df, metric=metric, xlabel=_PROFILE_XLABEL, col=col, row=row, hue=hue, style=style, errorbar=errorbar,
         n_boot=n_boot, sharey=sharey, title=title, ylabel=ylabel, col_wrap=col_wrap, height=height, aspect=aspect,
     )  # fmt: skip
 
@@ -260,8 +274,9 @@ def plot_profile(
 def plot_entropy(
     df: pd.DataFrame,
     *,
-    metric: str,
+    metric: str | None,
     col: str | None = "model",
+    row: str | None = None,
     hue: str | None = "trained",
     style: str | None = None,
     errorbar: Any = ("ci", 95),
@@ -290,7 +305,7 @@ def plot_entropy(
         If ``df`` is not a DataFrame, lacks a needed column, or has no row for ``metric``.
     """
     return _line_grid(
-        df, metric=metric, xlabel=_LAYER_XLABEL, col=col, hue=hue, style=style, errorbar=errorbar,
+        df, metric=metric, xlabel=_LAYER_XLABEL, col=col, row=row, hue=hue, style=style, errorbar=errorbar,
         n_boot=n_boot, sharey=sharey, title=title, ylabel=ylabel, col_wrap=col_wrap, height=height, aspect=aspect,
     )  # fmt: skip
 
@@ -405,6 +420,33 @@ def plot_layer_heatmap(
         if title is not None:
             ax.set_title(title)
     return ax.figure
+
+
+def plot_layer_heatmaps(
+    matrices: dict[str, Any],
+    *,
+    title: str | None = None,
+    cmap: str = "viridis",
+    cbar_label: str = "debiased OT divergence",
+) -> Figure:
+    """Several layer-by-layer matrices side by side on one colour scale (e.g. trained vs untrained).
+
+    ``matrices`` maps a panel title to a matrix accepted by :func:`plot_layer_heatmap`.
+    """
+    if not isinstance(matrices, dict) or not matrices:
+        raise ValueError(f"`matrices` must be a non-empty dict of title -> matrix; got {type(matrices).__name__}")
+    arrays = {k: _as_matrix(v)[0] for k, v in matrices.items()}
+    vmin = float(min(np.nanmin(a) for a in arrays.values()))
+    vmax = float(max(np.nanmax(a) for a in arrays.values()))
+    side = float(np.clip(0.3 * max(max(a.shape) for a in arrays.values()) + 2.5, 3.5, 7.0))
+    with plot_style():
+        fig, axes = plt.subplots(1, len(arrays), figsize=(len(arrays) * (side + 1.0), side), squeeze=False)
+        for ax, (name, m) in zip(axes[0], arrays.items()):
+            plot_layer_heatmap(m, ax=ax, title=name, cmap=cmap, cbar_label=cbar_label, vmin=vmin, vmax=vmax)
+        if title is not None:
+            fig.suptitle(title)
+        fig.tight_layout()
+    return fig
 
 
 def plot_metric_bars(

@@ -172,38 +172,113 @@ def _eps_schedule(cmax: torch.Tensor, reg: torch.Tensor, ratio: float | None) ->
     return steps + [reg]
 
 
-def _log_sinkhorn(C, log_a, log_b, reg, *, tol, max_iter, eps_scaling, stage_iter, symmetric=False):
-    """Core loop on ``C [B,n,m]``, ``log_a [B,n]``, ``log_b [B,m]``, ``reg [B]``.
+def _stage_log(C, log_a, log_b, f, g, eps, n_steps, tol, check, symmetric):
+    """Log-domain iterations at one ``eps``; always finite. Returns ``(f, g, err, steps, ok)``.
+
+    With ``check``, a problem whose marginal error is below ``tol`` is frozen (its potentials
+    stop changing), so a batch gives each problem the result it would get alone.
+    """
+    e = eps[:, None, None]
+    C_e = C / e  # [B, n, m]
+    a = log_a.exp()
+    err = torch.full_like(eps, float("inf"))
+    done = torch.zeros_like(eps, dtype=torch.bool)
+    steps = 0
+    for steps in range(1, n_steps + 1):
+        if not symmetric:
+            g_new = -eps[:, None] * torch.logsumexp(log_a[:, :, None] + f[:, :, None] / e - C_e, dim=1)
+            g = torch.where(done[:, None], g, g_new)
+        lse = torch.logsumexp(log_b[:, None, :] + g[:, None, :] / e - C_e, dim=2)  # [B, n]
+        if check:
+            # row sums of the plan (f, g) are a * exp(f/eps + lse): the error check is free
+            err = torch.where(done, err, (a * (f / eps[:, None] + lse).exp().sub(1.0).abs()).sum(1))
+            done = err < tol
+            if bool(done.all()):
+                break
+        f_new = -eps[:, None] * lse if not symmetric else 0.5 * (f - eps[:, None] * lse)
+        f = torch.where(done[:, None], f, f_new)
+        if symmetric:
+            g = f
+    return f, g, err, steps, True
+
+
+_ABSORB = 15.0  # re-absorb the kernel scalings into the potentials once |log u| or |log v| exceeds this
+
+
+def _stage_kernel(C, log_a, log_b, f, g, eps, n_steps, tol, check, symmetric):
+    """Stabilised kernel iterations at one ``eps`` (matrix-vector products, no exp per step).
+
+    The potentials are absorbed in the kernel ``K = exp((f + g - C) / eps)`` and the scalings
+    ``u, v`` start at 1; they are re-absorbed when they drift, so ``K`` never overflows. The
+    iterates equal the log-domain ones in exact arithmetic. Returns ``ok=False`` (and the
+    entry potentials) if anything becomes non-finite, so the caller can redo the stage in the
+    log domain.
+    """
+    e = eps[:, None, None]
+    a, b = log_a.exp(), log_b.exp()
+    f0, g0 = f, g
+    K = torch.exp((f[:, :, None] + g[:, None, :] - C) / e)  # [B, n, m]
+    u, v = torch.ones_like(f), torch.ones_like(g)
+    err = torch.full_like(eps, float("inf"))
+    done = torch.zeros_like(eps, dtype=torch.bool)  # frozen once below tol (see _stage_log)
+    steps = 0
+    for steps in range(1, n_steps + 1):
+        if symmetric:
+            Ku = torch.bmm(K, (a * u).unsqueeze(-1)).squeeze(-1)  # [B, n]
+            if check:
+                err = torch.where(done, err, (a * (u * Ku - 1.0).abs()).sum(1))
+                done = err < tol
+                if bool(done.all()):
+                    break
+            u = torch.where(done[:, None], u, torch.sqrt(u / Ku))
+            v = u
+        else:
+            v_new = 1.0 / torch.bmm((a * u).unsqueeze(1), K).squeeze(1)  # [B, m]: columns exact
+            v = torch.where(done[:, None], v, v_new)
+            Kv = torch.bmm(K, (b * v).unsqueeze(-1)).squeeze(-1)  # [B, n]
+            if check:
+                err = torch.where(done, err, (a * (u * Kv - 1.0).abs()).sum(1))
+                done = err < tol
+                if bool(done.all()):
+                    break
+            u = torch.where(done[:, None], u, 1.0 / Kv)
+        if not (bool(torch.isfinite(u).all()) and bool(torch.isfinite(v).all())):
+            return f0, g0, err, 0, False
+        if max(float(u.log().abs().max()), float(v.log().abs().max())) > _ABSORB:
+            f, g = f + eps[:, None] * u.log(), g + eps[:, None] * v.log()
+            K = torch.exp((f[:, :, None] + g[:, None, :] - C) / e)
+            u, v = torch.ones_like(u), torch.ones_like(v)
+    f, g = f + eps[:, None] * u.log(), g + eps[:, None] * v.log()
+    ok = bool(torch.isfinite(f).all() and torch.isfinite(g).all())
+    return (f, g, err, steps, True) if ok else (f0, g0, err, 0, False)
+
+
+def _log_sinkhorn(C, log_a, log_b, reg, *, tol, max_iter, eps_scaling, stage_iter, symmetric=False, mode="auto"):
+    """Sinkhorn on ``C [B,n,m]``, ``log_a [B,n]``, ``log_b [B,m]``, ``reg [B]``, with eps-scaling.
 
     Returns ``(f, g, err, n_iter)``. Each iteration updates ``g`` (column marginal exact) and
-    then ``f``; the row-marginal error of the plan ``(f, g)`` comes for free from the
-    log-sum-exp of the ``f`` update, so checking convergence costs nothing. With
-    ``symmetric=True`` (``x`` against itself, ``a == b``) the averaged update
-    ``f <- (f + T(f)) / 2`` of :cite:`feydy:19` is used and ``g = f``.
+    then ``f``, and measures the L1 error of the row marginal of the plan ``(f, g)`` on the way.
+    With ``symmetric=True`` (``x`` against itself, ``a == b``) the averaged update
+    ``f <- (f + T(f)) / 2`` of :cite:`feydy:19` is used and ``g = f``. ``mode="auto"`` runs
+    each stage with stabilised kernel iterations and redoes it in the log domain if they fail;
+    ``mode="log"`` uses the log domain throughout.
     """
     B, n, m = C.shape
     f = torch.zeros(B, n, dtype=C.dtype, device=C.device)
     g = torch.zeros(B, m, dtype=C.dtype, device=C.device)
     schedule = _eps_schedule(C.amax(dim=(1, 2)), reg, eps_scaling)
     n_iter, err = 0, torch.full((B,), float("inf"), dtype=C.dtype, device=C.device)
-    a = log_a.exp()
     for k, eps in enumerate(schedule):
         final = k == len(schedule) - 1
-        e = eps[:, None, None]
-        C_e = C / e  # [B, n, m]
-        for _ in range(max_iter - n_iter if final else stage_iter):
-            if not symmetric:
-                g = -eps[:, None] * torch.logsumexp(log_a[:, :, None] + f[:, :, None] / e - C_e, dim=1)
-            lse = torch.logsumexp(log_b[:, None, :] + g[:, None, :] / e - C_e, dim=2)  # [B, n]
-            n_iter += 1
-            if final:
-                # row sums of the plan (f, g) are a * exp(f/eps + lse)
-                err = (a * (f / eps[:, None] + lse).exp().sub(1.0).abs()).sum(1)
-                if bool((err < tol).all()):
-                    break
-            f = -eps[:, None] * lse if not symmetric else 0.5 * (f - eps[:, None] * lse)
-            if symmetric:
-                g = f
+        budget = max_iter - n_iter if final else min(stage_iter, max_iter - n_iter)
+        if budget <= 0:
+            continue
+        ok = False
+        if mode == "auto":
+            f, g, err, steps, ok = _stage_kernel(C, log_a, log_b, f, g, eps, budget, tol, final, symmetric)
+        if not ok:
+            f, g, err, steps, ok = _stage_log(C, log_a, log_b, f, g, eps, budget, tol, final, symmetric)
+        n_iter += steps
     return f, g, err, n_iter
 
 
@@ -219,6 +294,7 @@ def sinkhorn(
     tol: float | None = None,
     eps_scaling: float | None = 0.5,
     stage_iter: int = 4,
+    mode: str = "auto",
     return_plan: bool = False,
     dtype: torch.dtype | None = None,
     device: Any = None,
@@ -247,6 +323,11 @@ def sinkhorn(
     eps_scaling : float or None
         Ratio of the geometric annealing of :math:`\varepsilon` from the cost's scale down to
         ``reg``, with ``stage_iter`` iterations per intermediate stage; ``None`` disables it.
+    mode : {"auto", "log"}
+        ``"auto"`` iterates with matrix-vector products on a stabilised kernel (the potentials
+        absorbed into it, re-absorbed when the scalings drift) and falls back to log-sum-exp
+        iterations for any stage where that becomes non-finite; ``"log"`` always uses the
+        log domain. Both give the same iterates in exact arithmetic.
     return_plan : bool
         Also return the coupling (``[.., n, m]``).
     dtype, device :
@@ -281,7 +362,7 @@ def sinkhorn(
     (1.0, True)
     """
     reg = check_positive(reg, "reg")
-    opts = _solver_options(max_iter, tol, eps_scaling, stage_iter)
+    opts = _solver_options(max_iter, tol, eps_scaling, stage_iter, mode)
     x, y, a, b, batched = _prepare(x, y, a, b, dtype, device)
     r = _entropic(x, y, a, b, reg, relative_reg=relative_reg, return_plan=return_plan, **opts)
     converged = _check_converged(r, opts["tol"], warn, "Sinkhorn")
@@ -299,7 +380,7 @@ def sinkhorn(
     )
 
 
-def _solver_options(max_iter, tol, eps_scaling, stage_iter) -> dict:
+def _solver_options(max_iter, tol, eps_scaling, stage_iter, mode="auto") -> dict:
     if eps_scaling is not None and not 0.0 < float(eps_scaling) < 1.0:
         raise ValueError(f"`eps_scaling` must be in (0, 1) or None; got {eps_scaling!r}")
     return dict(
@@ -307,6 +388,7 @@ def _solver_options(max_iter, tol, eps_scaling, stage_iter) -> dict:
         tol=None if tol is None else check_positive(tol, "tol"),
         eps_scaling=eps_scaling,
         stage_iter=check_int(stage_iter, "stage_iter", minimum=0),
+        mode=check_choice(mode, "mode", ("auto", "log")),
     )
 
 
@@ -361,6 +443,7 @@ def sinkhorn_divergence(
     tol: float | None = None,
     eps_scaling: float | None = 0.5,
     stage_iter: int = 4,
+    mode: str = "auto",
     dtype: torch.dtype | None = None,
     device: Any = None,
     warn: bool = True,
@@ -378,7 +461,7 @@ def sinkhorn_divergence(
     whose ``cost`` and ``objective`` hold :math:`S_\varepsilon`.
     """
     reg = check_positive(reg, "reg")
-    opts = _solver_options(max_iter, tol, eps_scaling, stage_iter)
+    opts = _solver_options(max_iter, tol, eps_scaling, stage_iter, mode)
     xs, ys, a_, b_, batched = _prepare(x, y, a, b, dtype, device)
     xy = _entropic(xs, ys, a_, b_, reg, relative_reg=relative_reg, **opts)
     terms = [xy]
