@@ -104,7 +104,7 @@ def test_plot_entropy_same_shape_with_layer_axis(frame):
     assert len(fig.axes) == 2
     assert all(len(data_lines(ax)) == 2 for ax in fig.axes)
     assert fig.axes[0].get_xlabel() == "layer ℓ"
-    assert fig.axes[0].get_ylabel() == "norm entropy (nats)"
+    assert fig.axes[0].get_ylabel() == "norm entropy (normalised, 0–1)"
 
 
 def test_unknown_metric_gets_its_name_and_ylabel_override(frame):
@@ -124,6 +124,8 @@ def test_line_plot_errors(fn, frame):
     with pytest.raises(ValueError, match="`df` must be a pandas DataFrame"):
         fn(frame.to_dict(), metric="sinkhorn")
     with pytest.raises(ValueError, match="`metric` must be a metric name"):
+        fn(frame, metric=["sinkhorn"])
+    with pytest.raises(ValueError, match="`metric` is None but `df` holds several metrics"):
         fn(frame, metric=None)
     with pytest.raises(ValueError, match="`n_boot` must be >= 1"):
         fn(frame, metric="sinkhorn", n_boot=0)
@@ -222,3 +224,23 @@ def test_style_applies_inside_context():
 
 def test_doctests():
     assert doctest.testmod(plots).failed == 0
+
+
+def test_plot_entropy_row_per_metric(frame):
+    # metric=None with row="metric": one row of panels per metric, one column per model
+    fig = plot_entropy(frame[frame.method == "exact"], metric=None, row="metric", errorbar="sd")
+    assert len(fig.axes) == 4
+    titles = {ax.get_title() for ax in fig.axes}
+    assert any("tiny-a" in t for t in titles) and any("norm entropy" in t for t in titles)
+    plt.close(fig)
+
+
+def test_plot_layer_heatmaps_share_one_colour_scale():
+    a, b = np.arange(9.0).reshape(3, 3), 10 * np.ones((3, 3))
+    fig = plots.plot_layer_heatmaps({"trained": a, "untrained": b}, title="m")
+    meshes = [ax.collections[0] for ax in fig.axes if ax.get_title() in ("trained", "untrained")]
+    assert len(meshes) == 2
+    assert {m.get_clim() for m in meshes} == {(0.0, 10.0)}
+    plt.close(fig)
+    with pytest.raises(ValueError, match="`matrices`"):
+        plots.plot_layer_heatmaps({})

@@ -119,5 +119,5 @@ def check_probability(w: torch.Tensor, name: str, n: int, *, tol: float = 1e-6) 
         raise ValueError(f"`{name}` must be non-negative; got min {float(w.min()):g}")
     s = w.sum(-1)
     if bool(((s - 1).abs() > tol * max(1, n) ** 0.5).any()):
-        raise ValueError(f"`{name}` must sum to 1 (tol={tol:g}); got {float(s.flatten()[0]):.6g} for shape {tuple(w.shape)}")
+        raise ValueError(f"`{name}` must sum to 1 (tol={tol:g}); got {float(s.flatten()[(s - 1).abs().flatten().argmax()]):.10g} for shape {tuple(w.shape)}")
     return w

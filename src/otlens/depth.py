@@ -109,17 +109,22 @@ def get_method(method: str | ProfileMethod) -> ProfileMethod:
 def pca_project(z: torch.Tensor, n_components: int) -> torch.Tensor:
     """Project ``z [n, d]`` on its top principal components (centred), ``[n, min(k, d, n)]``.
 
-    Signs follow scikit-learn's convention (largest loading of each component positive), so
-    the result is deterministic.
+    Computed in float64 from the eigendecomposition of the ``d × d`` covariance (or of the
+    ``n × n`` Gram matrix when ``n < d``). Signs follow scikit-learn's convention (the largest
+    loading of each component is positive), so the result is deterministic.
     """
-    z = z.double()
-    zc = z - z.mean(0, keepdim=True)
-    k = min(n_components, zc.shape[0], zc.shape[1])
-    _, _, vh = torch.linalg.svd(zc, full_matrices=False)  # vh [r, d]
-    comps = vh[:k]
+    zc = z.double() - z.double().mean(0, keepdim=True)
+    n, d = zc.shape
+    k = min(n_components, n, d)
+    if n >= d:
+        _, vecs = torch.linalg.eigh(zc.T @ zc)  # ascending eigenvalues
+        comps = vecs[:, -k:].flip(1).T  # [k, d]
+    else:
+        _, vecs = torch.linalg.eigh(zc @ zc.T)  # [n, n]
+        comps = vecs[:, -k:].flip(1).T @ zc  # [k, d]: right singular vectors, unnormalised
+        comps = comps / comps.norm(dim=1, keepdim=True).clamp_min(1e-300)
     signs = torch.sign(comps.gather(1, comps.abs().argmax(1, keepdim=True)))
-    comps = comps * signs
-    return (zc @ comps.T).float()  # [n, k]
+    return (zc @ (comps * signs).T).float()  # [n, k]
 
 
 def _normalize(z: torch.Tensor, how: str) -> torch.Tensor:
@@ -131,9 +136,11 @@ def _normalize(z: torch.Tensor, how: str) -> torch.Tensor:
 
 
 def prepare_transition(
-    states: torch.Tensor, src: int, idx: torch.Tensor, method: ProfileMethod
+    states: torch.Tensor, src: int, idx: torch.Tensor | None, method: ProfileMethod
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the two clouds ``(x, y)``, each ``[len(idx), k]``, of transition ``src → src+1``.
+
+    ``idx=None`` keeps every token.
 
     PCA (when the method uses it) is fitted on all tokens of the layer(s), as published;
     then tokens are normalised and the sampled tokens ``idx`` — the same in both layers — kept.
@@ -144,7 +151,8 @@ def prepare_transition(
     elif method.basis == "shared-pca":
         both = pca_project(torch.cat([a, b]), method.n_components)  # [2 n_tokens, k]
         a, b = both[: a.shape[0]], both[a.shape[0]:]
-    return _normalize(a, method.normalize)[idx], _normalize(b, method.normalize)[idx]
+    a, b = _normalize(a, method.normalize), _normalize(b, method.normalize)
+    return (a, b) if idx is None else (a[idx], b[idx])
 
 
 #: Solver settings for depth profiles. Adjacent layers hold nearly the same cloud, so the plan
@@ -231,13 +239,14 @@ def adjacent_profile(
     metric = {"sinkhorn": "ot_cost", "divergence": "ot_divergence", "exact": "w2_squared"}[m.estimator]
     rows = []
     bar = tqdm(total=len(seeds) * len(sources), desc=f"{model or name} · {m.name}", disable=not progress, leave=False)
+    # PCA and normalisation do not depend on the token sample: prepare each transition once
+    clouds = {s: prepare_transition(states, s, None, m) for s in sources}  # s -> ([n_tokens, k], [n_tokens, k])
     for seed in seeds:
         idx = _sample(n_tokens, n_samples, seed)
         for start in range(0, len(sources), batch_size):
             chunk = sources[start : start + batch_size]
-            pairs = [prepare_transition(states, s, idx, m) for s in chunk]
-            x = torch.stack([p[0] for p in pairs])  # [b, n, k]
-            y = torch.stack([p[1] for p in pairs])
+            x = torch.stack([clouds[s][0][idx] for s in chunk])  # [b, n, k]
+            y = torch.stack([clouds[s][1][idx] for s in chunk])
             res = _solve(x, y, m, device, solver_kw)
             for j, src in enumerate(chunk):
                 rows.append(dict(

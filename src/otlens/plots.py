@@ -178,6 +178,12 @@ def _line_grid(
         raise ValueError(f"`metric` must be a metric name (str) or None; got {metric!r}")
     check_int(n_boot, "n_boot", minimum=1)
     data = _prepare(df, metric=metric, columns=["layer", "value", col, row, hue, style])
+    if metric is None and "metric" in data.columns and "metric" not in (col, row, hue, style):
+        present = sorted(map(str, pd.unique(data["metric"])))
+        if len(present) > 1:
+            raise ValueError(
+                f"`metric` is None but `df` holds several metrics {present}: pick one, or facet by it (row='metric')"
+            )
     if row == "metric":
         data["metric"] = data["metric"].map(lambda m: METRIC_LABELS.get(m, str(m).replace("_", " ")))
     col_, row_, hue_, style_ = _show(col), _show(row), _show(hue), _show(style)

@@ -135,12 +135,15 @@ def _prepare(x: Any, y: Any, a: Any, b: Any, dtype, device) -> tuple:
 def _weights(w: Any, name: str, B: int, n: int, like: torch.Tensor) -> torch.Tensor:
     if w is None:
         return torch.full((B, n), 1.0 / n, dtype=like.dtype, device=like.device)
-    w = torch.as_tensor(np.asarray(w) if not isinstance(w, torch.Tensor) else w).to(like)
+    w = torch.as_tensor(np.asarray(w) if not isinstance(w, torch.Tensor) else w)
+    # check the sum at the precision the weights were given in, then convert
+    tol = 1e-5 if w.dtype in (torch.float32, torch.float16, torch.bfloat16) or like.dtype == torch.float32 else 1e-8
+    w = w.to(like)
     if w.ndim == 1:
         w = w.expand(B, -1)
     if w.ndim != 2 or w.shape[0] != B:
         raise ValueError(f"`{name}` must have shape ({n},) or ({B}, {n}); got {tuple(w.shape)}")
-    return check_probability(w, name, n, tol=1e-5 if like.dtype == torch.float32 else 1e-8)
+    return check_probability(w, name, n, tol=tol)
 
 
 def _default_tol(dtype: torch.dtype) -> float:
@@ -270,7 +273,9 @@ def _log_sinkhorn(C, log_a, log_b, reg, *, tol, max_iter, eps_scaling, stage_ite
     n_iter, err = 0, torch.full((B,), float("inf"), dtype=C.dtype, device=C.device)
     for k, eps in enumerate(schedule):
         final = k == len(schedule) - 1
-        budget = max_iter - n_iter if final else min(stage_iter, max_iter - n_iter)
+        # the final stage (eps = reg) always gets at least one iteration: a plan built from
+        # potentials of a larger eps but evaluated at reg would not be a coupling at all
+        budget = max_iter - n_iter if final else min(stage_iter, max_iter - n_iter - 1)
         if budget <= 0:
             continue
         ok = False
