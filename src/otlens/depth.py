@@ -367,7 +367,8 @@ def claim_table(profiles: pd.DataFrame, entropies: pd.DataFrame | None = None) -
     ``roughness`` for both (mean |second difference| over mean: erratic profiles score high),
     and, when ``entropies`` is given, ``bottleneck_<metric>``: the trained model's entropy has
     its minimum strictly inside (not at the first or last state) and below both ends by more
-    than 1% of its range, for each entropy metric.
+    than 1% of its range, for each entropy metric, and ``bottleneck_<metric>_untrained`` the
+    same for the untrained twins' mean curve (the claim: no such minimum).
     """
     shapes = shape_table(profiles)
     rows = []
@@ -388,8 +389,9 @@ def claim_table(profiles: pd.DataFrame, entropies: pd.DataFrame | None = None) -
             untrained_roughness=float(un.roughness.mean()) if not un.empty else np.nan,
         )
         if entropies is not None:
-            for metric, e in entropies[(entropies.model == model) & (entropies.trained == True)].groupby("metric"):  # noqa: E712
-                row[f"bottleneck_{metric}"] = has_interior_minimum(e.groupby("layer").value.mean().sort_index().to_numpy())
+            for (trained, metric), e in entropies[entropies.model == model].groupby(["trained", "metric"]):
+                curve = e.groupby("layer").value.mean().sort_index().to_numpy()  # mean over twins
+                row[f"bottleneck_{metric}" + ("" if trained else "_untrained")] = has_interior_minimum(curve)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -447,23 +449,31 @@ def depth_study(
 
 
 def describe_claims(claims: pd.DataFrame) -> str:
-    """Markdown bullets stating, per model, what :func:`claim_table` found (numbers included)."""
+    """Markdown stating what :func:`claim_table` found: counts per method, then per model."""
     yes = lambda b: "**yes**" if bool(b) else "**no**"  # noqa: E731
-    lines = []
+    n_models = claims.model.nunique()
+    counts = [
+        f"*{method}* {int(g.u_shape.sum())} of {n_models} (untrained twin above the trained model: "
+        f"{int((g.untrained_level > 1).sum())} of {n_models})"
+        for method, g in claims.groupby("method", sort=False)
+    ]
+    lines = ["U-shaped for every seed — " + "; ".join(counts) + ".", ""]
     for model, g in claims.groupby("model", sort=False):
-        parts = []
-        for _, r in g.iterrows():
-            parts.append(
-                f"*{r.method}*: U-shape {yes(r.u_shape)} (edge ratio {r.edge_ratio:.2f}, lowest seed "
-                f"{r.edge_ratio_min:.2f}); untrained/trained level {r.untrained_level:.2f}; roughness "
-                f"{r.trained_roughness:.2f} trained vs {r.untrained_roughness:.2f} untrained"
-            )
+        parts = [
+            f"*{r.method}*: U-shape {yes(r.u_shape)} (edge ratio {r.edge_ratio:.2f}, lowest seed "
+            f"{r.edge_ratio_min:.2f}); untrained/trained level {r.untrained_level:.2f}; roughness "
+            f"{r.trained_roughness:.2f} trained vs {r.untrained_roughness:.2f} untrained"
+            for _, r in g.iterrows()
+        ]
         row = g.iloc[0]
-        bottlenecks = [f"{c.removeprefix('bottleneck_').replace('_', ' ')} {yes(row[c])}"
-                       for c in g.columns if c.startswith("bottleneck_")]
         text = f"- **{model}** — " + "; ".join(parts) + "."
-        if bottlenecks:
-            text += " Mid-depth entropy minimum (trained): " + ", ".join(bottlenecks) + "."
+        metrics = [c.removeprefix("bottleneck_") for c in g.columns
+                   if c.startswith("bottleneck_") and not c.endswith("_untrained")]
+        if metrics:
+            text += " Mid-depth entropy minimum, trained / untrained: " + ", ".join(
+                f"{m.replace('_', ' ')} {yes(row[f'bottleneck_{m}'])} / "
+                f"{yes(row.get(f'bottleneck_{m}_untrained', False))}" for m in metrics
+            ) + "."
         lines.append(text)
     return "\n".join(lines)
 
