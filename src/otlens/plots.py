@@ -194,7 +194,7 @@ def _line_grid(
             hue_order=_order(data, hue_), style_order=_order(data, style_), col_order=_order(data, col_),
             row_order=_order(data, row_),
             col_wrap=col_wrap, errorbar=errorbar, n_boot=n_boot, seed=_BOOT_SEED, height=height, aspect=aspect,
-            facet_kws={"sharey": sharey, "sharex": True}, **marks,
+            facet_kws={"sharey": sharey, "sharex": False}, **marks,
         )  # fmt: skip
         grid.set_axis_labels(xlabel, _metric_label(metric, ylabel))
         if row is None:
