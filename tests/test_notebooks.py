@@ -58,5 +58,6 @@ def test_chapter_01_runs_on_tiny_parameters(tmp_path, results_dir):
     ent = table[table.experiment == "entropy"]
     assert ent.value.between(0, 1 + 1e-6).all()
     # every figure cell produced an image
-    images = sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
-    assert images >= 7
+    images = [sum("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in nb["cells"]]
+    assert sum(images) >= 7
+    assert max(images) == 1  # one image per figure cell: a duplicate would define its label twice

@@ -244,3 +244,17 @@ def test_plot_layer_heatmaps_share_one_colour_scale():
     plt.close(fig)
     with pytest.raises(ValueError, match="`matrices`"):
         plots.plot_layer_heatmaps({})
+
+
+def test_returned_figures_are_detached_from_pyplot(frame):
+    # a notebook shows the returned figure once; pyplot must not hold (and show) it again
+    plt.close("all")
+    plot_profile(frame, metric="sinkhorn", errorbar=None)
+    plot_layer_heatmap(np.eye(3))
+    plot_metric_bars(frame, x="trained", metric="sinkhorn", errorbar=None)
+    assert plt.get_fignums() == []
+    # a figure the caller owns stays open
+    fig, ax = plt.subplots()
+    assert plot_layer_heatmap(np.eye(3), ax=ax) is fig
+    assert plt.get_fignums() == [fig.number]
+    plt.close(fig)

@@ -100,6 +100,16 @@ def plot_style() -> Iterator[None]:
         yield
 
 
+def _detach(fig: Figure) -> Figure:
+    """Remove a figure this module created from pyplot's figure manager and return it.
+
+    The caller gets the figure (a notebook displays the returned object once); pyplot keeps no
+    reference, so nothing is shown twice by an inline backend and no figure is leaked.
+    """
+    plt.close(fig)
+    return fig
+
+
 def _metric_label(metric: str | None, ylabel: str | None) -> str:
     if ylabel is not None:
         return ylabel
@@ -206,7 +216,7 @@ def _line_grid(
             ax.tick_params(axis="y", labelleft=True)
         if title is not None:
             grid.figure.suptitle(title, y=1.03)
-    return grid.figure
+    return _detach(grid.figure)
 
 
 def plot_profile(
@@ -410,6 +420,7 @@ def plot_layer_heatmap(
     """
     m, rows, cols = _as_matrix(matrix)
     row_labels, col_labels = _tick_labels(labels, m.shape, rows, cols)
+    own = ax is None
     with plot_style():
         if ax is None:
             side = float(np.clip(0.45 * max(m.shape) + 2.0, 4.0, 11.0))
@@ -425,7 +436,7 @@ def plot_layer_heatmap(
         ax.tick_params(axis="y", labelrotation=0)
         if title is not None:
             ax.set_title(title)
-    return ax.figure
+    return _detach(ax.figure) if own else ax.figure
 
 
 def plot_layer_heatmaps(
@@ -452,7 +463,7 @@ def plot_layer_heatmaps(
         if title is not None:
             fig.suptitle(title)
         fig.tight_layout()
-    return fig
+    return _detach(fig)
 
 
 def plot_metric_bars(
@@ -514,6 +525,7 @@ def plot_metric_bars(
     check_choice(kind, "kind", ("bar", "point"))
     check_int(n_boot, "n_boot", minimum=1)
     data = _prepare(df, metric=metric, columns=[x, y, hue])
+    own = ax is None
     x_, y_, hue_ = _show(x), _show(y), _show(hue)
     common = dict(
         data=data, x=x_, y=y_, hue=hue_, order=order if order is not None else _order(data, x_),
@@ -534,4 +546,4 @@ def plot_metric_bars(
             sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), title=hue_, frameon=False)
         if title is not None:
             ax.set_title(title)
-    return ax.figure
+    return _detach(ax.figure) if own else ax.figure
