@@ -41,19 +41,7 @@ EASY = ProfileMethod("easy", estimator="divergence", reg=0.5, include_embedding=
 TIGHT = dict(dtype=torch.float64, tol=1e-10, max_iter=20_000)
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These problems are tiny: intra-op threads only add overhead, and on a busy machine
-    OpenMP's spin-waiting makes each op wait for a time slice (50x slower measured)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def shift_stack(rng, shifts=SHIFTS, n_tokens=N_TOKENS, d=D_MODEL):

@@ -14,11 +14,6 @@ import otlens.entropy as entropy_mod
 from otlens.entropy import dataset_entropy, norm_entropy, prompt_entropy, renyi_entropy
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
-
-
 def unit_rows(rng, n, d, scale=1.0):
     x = rng.normal(size=(n, d))
     return scale * x / np.linalg.norm(x, axis=1, keepdims=True)

@@ -27,19 +27,7 @@ from otlens.transport import (
 )
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These problems are tiny: intra-op threads only add overhead, and on a busy machine
-    OpenMP's spin-waiting makes each op wait for a time slice (50x slower measured)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def clouds(rng, n, m, d, dtype=np.float64):
