@@ -437,3 +437,16 @@ def test_early_stop_inside_schedule_gives_bounded_cost(rng, dtype):
     # any plan with exact column marginals has unit mass, so <P, C> <= max C
     assert np.isfinite(float(r.marginal_error))
     assert 0.0 <= float(r) <= C.max() * (1 + 1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
+@pytest.mark.parametrize("fn", [sinkhorn, sinkhorn_divergence])
+def test_cuda_matches_cpu(rng, fn):
+    x = torch.tensor(rng.normal(size=(3, 300, 16)), dtype=torch.float32)
+    y = torch.tensor(rng.normal(size=(3, 300, 16)) + 0.3, dtype=torch.float32)
+    cpu = fn(x, y, reg=0.1, relative_reg=True)
+    gpu = fn(x, y, reg=0.1, relative_reg=True, device="cuda")
+    assert gpu.cost.device.type == "cuda"
+    assert gpu.converged == cpu.converged
+    np.testing.assert_allclose(gpu.cost.cpu().numpy(), cpu.cost.numpy(), rtol=1e-4)
