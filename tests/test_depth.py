@@ -482,3 +482,16 @@ def test_claim_table_reads_u_shape_level_and_bottleneck():
     text = describe_claims(claims.reset_index())
     assert "*corrected* 1 of 1" in text and "*published* 0 of 1" in text
     assert "norm entropy **yes** / **no**" in text
+
+
+def test_converged_is_judged_per_transition_in_a_batch(rng):
+    # a near-identity transition (converges in 10 iterations) and a far one (error 0.07 after
+    # 40): batched together, each row must report its own convergence, not the batch's
+    base = torch.tensor(rng.normal(size=(64, 6)), dtype=torch.float64)
+    far = torch.tensor(rng.normal(size=(64, 6)) * 5, dtype=torch.float64)
+    states = torch.stack([base, base + 0.01, far])
+    method = ProfileMethod("t", normalize="none", estimator="sinkhorn", reg=0.5, include_embedding=True)
+    df = adjacent_profile(states, method=method, n_samples=64, batch_size=2, progress=False, max_iter=40,
+                          tol=1e-3, eps_scaling=None)
+    row = df.set_index("layer").converged
+    assert row[0] and not row[1]

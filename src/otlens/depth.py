@@ -171,6 +171,26 @@ def _solve(x: torch.Tensor, y: torch.Tensor, method: ProfileMethod, device: Any,
     return fn(x, y, reg=method.reg, relative_reg=method.relative_reg, device=device, warn=False, **kw)
 
 
+def _batch_size(batch_size: int | None, device: Any) -> int:
+    """Transitions per solver call: 1 on CPU, 8 on a GPU, unless given.
+
+    On a CPU one kernel of 1,000 × 1,000 stays in cache across iterations and a stack of them
+    does not: solving MiniLM's 6 transitions one at a time took 0.42 s against 0.97 s batched
+    (n = 1,024). A GPU wants the batch.
+    """
+    if batch_size is not None:
+        return check_int(batch_size, "batch_size", minimum=1)
+    return 8 if torch.device(device or "cpu").type == "cuda" else 1
+
+
+def _row_converged(res, j: int, method: ProfileMethod, solver_kw: dict) -> bool:
+    """Whether problem ``j`` of a batched solve met the tolerance (``res.converged`` is for the batch)."""
+    if method.estimator == "exact":
+        return bool(res.converged)
+    tol = {**PROFILE_SOLVER, **solver_kw}["tol"]
+    return bool(float(res.marginal_error[j]) < tol)
+
+
 def _sample(n_tokens: int, n_samples: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(int(seed))
     n = min(n_samples, n_tokens)
@@ -193,7 +213,7 @@ def adjacent_profile(
     seeds: Iterable[int] = (0,),
     model: str | None = None,
     trained: bool = True,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     device: Any = None,
     progress: bool = True,
     **solver_kw,
@@ -212,8 +232,9 @@ def adjacent_profile(
         One profile per seed (a different token sample each).
     model, trained :
         Labels for the table (``model`` defaults to the activations' model name).
-    batch_size : int
-        Transitions solved together in one batched Sinkhorn call.
+    batch_size : int, optional
+        Transitions solved together in one batched Sinkhorn call (default: 1 on CPU, where
+        separate kernels stay in cache, and 8 on a GPU).
     device : str, optional
         Where the solver runs (``"cuda"`` on a GPU).
 
@@ -228,7 +249,7 @@ def adjacent_profile(
     states, name = _as_states(acts)
     n_states, n_tokens = states.shape[0], states.shape[1]
     n_samples = check_int(n_samples, "n_samples", minimum=2)
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    batch_size = _batch_size(batch_size, device)
     seeds = [check_int(s, "seeds", minimum=0) for s in seeds]
     if not seeds:
         raise ValueError("`seeds` must hold at least one seed; got none")
@@ -252,7 +273,8 @@ def adjacent_profile(
                 rows.append(dict(
                     experiment="adjacent_ot", model=model or name, trained=trained, method=m.name, layer=src,
                     seed=seed, metric=metric, value=float(res.cost[j]), n_samples=int(idx.numel()),
-                    n_iter=res.n_iter, converged=res.converged, marginal_error=float(res.marginal_error[j]),
+                    n_iter=res.n_iter, converged=_row_converged(res, j, m, solver_kw),
+                    marginal_error=float(res.marginal_error[j]),
                 ))
             bar.update(len(chunk))
     bar.close()
@@ -265,7 +287,7 @@ def pairwise_layer_ot(
     method: str | ProfileMethod = "corrected",
     n_samples: int = 512,
     seed: int = 0,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     device: Any = None,
     progress: bool = True,
     **solver_kw,
@@ -280,6 +302,7 @@ def pairwise_layer_ot(
     n = states.shape[0]
     idx = _sample(states.shape[1], check_int(n_samples, "n_samples", minimum=2), seed)
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    batch_size = _batch_size(batch_size, device)
     out = np.zeros((n, n))
     for start in tqdm(range(0, len(pairs), batch_size), desc="layer pairs", disable=not progress, leave=False):
         chunk = pairs[start : start + batch_size]
