@@ -406,7 +406,8 @@ def _entropic(x, y, a, b, reg, *, relative_reg=False, return_plan=False, symmetr
     """Solve validated stacks; return batched tensors (cost, objective, f, g, err, eps, plan) and n_iter."""
     tol = _default_tol(x.dtype) if tol is None else tol
     C = sq_euclidean_cost(x, y)  # [B, n, m]
-    eps = torch.full((C.shape[0],), float(reg), dtype=C.dtype, device=C.device)
+    # reg: one float for all problems, or a tensor [B] with one eps per problem
+    eps = torch.as_tensor(reg, dtype=C.dtype, device=C.device).expand(C.shape[0]).clone()
     if relative_reg:
         eps = eps * C.mean(dim=(1, 2)).clamp_min(torch.finfo(C.dtype).tiny)
     log_a, log_b = a.log(), b.log()
@@ -471,8 +472,8 @@ def sinkhorn_divergence(
     xy = _entropic(xs, ys, a_, b_, reg, relative_reg=relative_reg, **opts)
     terms = [xy]
     for pts, w in ((xs, a_), (ys, b_)):
-        # same absolute eps as the cross term, one per problem
-        terms.append(_entropic_fixed_eps(pts, w, xy["eps"], opts))
+        # the self terms use the cross term's absolute eps, one per problem
+        terms.append(_entropic(pts, pts, w, w, xy["eps"], symmetric=True, **opts))
     s = xy["objective"] - 0.5 * (terms[1]["objective"] + terms[2]["objective"])
     merged = dict(
         f=torch.cat([t["f"] for t in terms], 1), g=torch.cat([t["g"] for t in terms], 1),
@@ -485,18 +486,6 @@ def sinkhorn_divergence(
         cost=out(s), objective=out(s), n_iter=merged["n_iter"], converged=converged,
         marginal_error=out(merged["err"]), method="divergence", reg=out(xy["eps"]),
     )
-
-
-def _entropic_fixed_eps(pts: torch.Tensor, w: torch.Tensor, eps: torch.Tensor, opts: dict) -> dict:
-    """Symmetric self-transport OT_eps(w, w) with a given per-problem ``eps [B]``."""
-    # _entropic takes a scalar reg; solve each distinct eps group (usually one) separately
-    if bool((eps == eps[0]).all()):
-        return _entropic(pts, pts, w, w, float(eps[0]), symmetric=True, **opts)
-    parts = [_entropic(pts[k : k + 1], pts[k : k + 1], w[k : k + 1], w[k : k + 1], float(eps[k]), symmetric=True, **opts)
-             for k in range(pts.shape[0])]
-    cat = lambda key: torch.cat([p[key] for p in parts])  # noqa: E731
-    return dict(objective=cat("objective"), f=cat("f"), g=cat("g"), err=cat("err"), eps=eps,
-                n_iter=max(p["n_iter"] for p in parts), tol=parts[0]["tol"])
 
 
 def exact_ot(x: Any, y: Any, *, a: Any = None, b: Any = None, max_iter: int = 1_000_000, return_plan: bool = False,
