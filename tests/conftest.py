@@ -24,3 +24,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def results_dir(tmp_path, monkeypatch):
+    """A fresh results folder for one test (``OTLENS_RESULTS``), so chapters' tables stay apart."""
+    folder = tmp_path / "results"
+    monkeypatch.setenv("OTLENS_RESULTS", str(folder))
+    return folder

