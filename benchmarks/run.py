@@ -1,131 +1,93 @@
 """Benchmarks: otlens against reference OT libraries, ratios measured in one run.
 
-Workload so far (issue #7 adds the others): the adjacent-layer profile of MiniLM — its 6
-transitions (embedding included), unit-norm tokens, n tokens per cloud, float32, reg =
-{0.1, 0.01} × the mean cost — solved by otlens in one batched call and by POT one transition
-at a time (otlens also batched, the GPU path). Every solver stops on its own criterion set to the same L1 marginal error ``tol``:
-POT checks the L2 norm of the column-marginal error, so it gets ``stopThr = tol / sqrt(n)``
-(the L2 threshold that guarantees L1 ≤ tol). Each row reports the time, the ratio to otlens,
-the iterations, the L1 marginal error of the returned plan, the relative cost error against a
-float64 reference and whether the solver reached ``tol``.
+Imports every ``benchmarks/bench_*.py`` module; each exposes ``run(profile) -> DataFrame`` with
+at least the columns workload, solver, time_s, ratio_vs_otlens, n_iter, marginal_error,
+cost_error, converged. The driver concatenates them, prints the table and writes
+``results/benchmarks.csv``. ``ratio_vs_otlens`` is a solver's time over otlens's time on the same
+workload, same inputs and same L1 marginal-error tolerance, measured in the same run (so a
+busy machine slows both). The fairness rules are in ``benchmarks/common.py``.
 
-Run ``make bench`` (or ``python benchmarks/run.py --n 1024 4096``; a few minutes on 2 cores:
-POT's log-domain solver is slow at small reg); the table is printed and written to
-``results/benchmarks.csv``. Ratios are against otlens one transition at a time.
+    python benchmarks/run.py                      # full profile (up to ~45 min on 2 cores)
+    python benchmarks/run.py --profile quick      # a few minutes
+    python benchmarks/run.py --profile target --only sinkhorn   # the issue's target workload
+    python benchmarks/run.py --device cuda        # adds otlens-on-CUDA rows
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
+import sys
 import time
-import warnings
+from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
-import otlens
-from otlens.depth import _sample, get_method, prepare_transition
-from otlens.transport import sq_euclidean_cost
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-COLUMNS = ["workload", "solver", "time_s", "ratio_vs_otlens", "n_iter", "marginal_error", "cost_error", "converged"]
+from common import COLUMNS, machine_bound  # noqa: E402
 
-
-def profile_clouds(n: int, n_texts: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The 6 adjacent-layer cloud pairs of MiniLM on Shakespeare, ``[6, n, 384]`` each."""
-    acts = otlens.extract_activations("minilm-l6", otlens.sample_texts(n_texts, seed=seed), progress=False)
-    if acts.n_tokens < n:
-        raise SystemExit(f"only {acts.n_tokens} tokens for n={n}: raise --texts")
-    idx = _sample(acts.n_tokens, n, seed)
-    pairs = [prepare_transition(acts.states, s, idx, get_method("corrected")) for s in range(acts.n_layers)]
-    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+PROFILES = ("quick", "target", "full")
 
 
-def plan_stats(P: np.ndarray, C: np.ndarray) -> tuple[float, float]:
-    n, m = P.shape
-    err = np.abs(P.sum(1) - 1 / n).sum() + np.abs(P.sum(0) - 1 / m).sum()
-    return float((P * C).sum()), float(err)
-
-
-def timed(fn):
-    t = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t
-
-
-def run_profile(n: int, rel_reg: float, tol: float, max_iter: int) -> list[dict]:
-    x, y = profile_clouds(n)
-    C = sq_euclidean_cost(x, y)  # [6, n, n] float32
-    eps = (rel_reg * C.mean(dim=(1, 2))).double()  # one absolute eps per transition
-    workload = f"adjacent profile minilm n={n} d={x.shape[-1]} L={x.shape[0]} reg={rel_reg:g}xmean float32"
-    ref = otlens.sinkhorn(x.double(), y.double(), reg=rel_reg, relative_reg=True, tol=1e-9, max_iter=50_000,
-                          warn=False)
-    rows = []
-
-    def solve(k=None):
-        xs, ys = (x, y) if k is None else (x[k : k + 1], y[k : k + 1])
-        return otlens.sinkhorn(xs, ys, reg=rel_reg, relative_reg=True, tol=tol, max_iter=max_iter, warn=False)
-
-    # one transition at a time is what the depth profiles do on a CPU (kernels stay in cache)
-    parts, t = timed(lambda: [solve(k) for k in range(x.shape[0])])
-    cost = torch.cat([p.cost for p in parts]).double()
-    rows.append(dict(solver="otlens sinkhorn (one transition at a time)", time_s=t, n_iter=max(p.n_iter for p in parts),
-                     marginal_error=float(torch.cat([p.marginal_error for p in parts]).max()),
-                     cost_error=float(((cost - ref.cost) / ref.cost).abs().max()),
-                     converged=all(p.converged for p in parts)))
-    res, t = timed(solve)
-    rows.append(dict(solver="otlens sinkhorn (all transitions batched)", time_s=t, n_iter=res.n_iter,
-                     marginal_error=float(res.marginal_error.max()),
-                     cost_error=float(((res.cost.double() - ref.cost) / ref.cost).abs().max()),
-                     converged=res.converged))
-
-    import ot
-
-    for label, method, backend in [("POT sinkhorn_log (numpy f64)", "sinkhorn_log", "numpy"),
-                                   ("POT sinkhorn_log (torch f32)", "sinkhorn_log", "torch"),
-                                   ("POT sinkhorn (numpy f64)", "sinkhorn", "numpy")]:
-        costs, errs, iters, total = [], [], [], 0.0
-        for k in range(x.shape[0]):
-            if backend == "numpy":
-                M = C[k].double().numpy()
-                a = np.full(n, 1 / n)
-            else:
-                M = C[k]
-                a = torch.full((n,), 1 / n)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                (P, log), t = timed(lambda: ot.sinkhorn(a, a, M, float(eps[k]), method=method, numItermax=max_iter,
-                                                         stopThr=tol / np.sqrt(n), log=True))
-            total += t
-            P = np.asarray(P.numpy() if isinstance(P, torch.Tensor) else P, dtype=np.float64)
-            cost, err = plan_stats(P, C[k].double().numpy())
-            costs.append(cost)
-            errs.append(err)
-            iters.append(int(log.get("niter", max_iter)))
-        ok = all(np.isfinite(costs)) and max(errs) <= tol
-        rows.append(dict(solver=label, time_s=total, n_iter=max(iters), marginal_error=max(errs),
-                         cost_error=float(np.max(np.abs(np.array(costs) / ref.cost.numpy() - 1))), converged=ok))
-    base = rows[0]["time_s"]
-    for r in rows:
-        r.update(workload=workload, ratio_vs_otlens=r["time_s"] / base)
-    return rows
+def modules() -> dict[str, str]:
+    """``{name: module}`` of every ``bench_<name>.py`` next to this file."""
+    return {p.stem.removeprefix("bench_"): p.stem for p in sorted(HERE.glob("bench_*.py"))}
 
 
 def main(argv=None) -> int:
+    found = modules()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, nargs="+", default=[1024], help="tokens per cloud")
-    parser.add_argument("--reg", type=float, nargs="+", default=[0.1, 0.01], help="reg as a multiple of the mean cost")
-    parser.add_argument("--tol", type=float, default=1e-5, help="L1 marginal error every solver must reach")
-    parser.add_argument("--max-iter", type=int, default=3000)
+    parser.add_argument("--profile", choices=PROFILES, default="full")
+    parser.add_argument("--only", action="append", choices=sorted(found), help="run only this benchmark (repeatable)")
+    parser.add_argument("--device", default="cpu", help="'cuda' adds otlens rows on the GPU")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", default=None, help="CSV path (default results/benchmarks.csv)")
     args = parser.parse_args(argv)
-    rows = [r for n in args.n for reg in args.reg for r in run_profile(n, reg, args.tol, args.max_iter)]
-    table = pd.DataFrame(rows)[COLUMNS]
-    out = args.out or otlens.config.results_dir() / "benchmarks.csv"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    machine = machine_bound()
+    print(f"machine: {torch.get_num_threads()} torch threads, float32 exp {machine['exp_per_s'] / 1e9:.2f} G/s, "
+          f"read bandwidth {machine['read_bytes_per_s'] / 1e9:.1f} GB/s", flush=True)
+    tables = []
+    for name in args.only or sorted(found):
+        mod = importlib.import_module(found[name])
+        if args.profile not in getattr(mod, "PROFILES", ("quick", "full")):
+            print(f"[{name}] has no {args.profile!r} profile: skipped", flush=True)
+            continue
+        t = time.perf_counter()
+        if "device" in inspect.signature(mod.run).parameters:
+            df = mod.run(args.profile, device=args.device)
+        else:  # a benchmark that takes only the profile
+            df = mod.run(args.profile)
+        print(f"[{name}] {len(df)} rows in {time.perf_counter() - t:.0f} s", flush=True)
+        if len(df):
+            tables.append(df.assign(benchmark=name, profile=args.profile))
+    if not tables:
+        print("no rows")
+        return 1
+    table = pd.concat(tables, ignore_index=True)
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise SystemExit(f"benchmark rows lack the columns {missing}")
+    table = table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
+    if args.out:
+        out = Path(args.out)
+    else:
+        from otlens.config import results_dir
+
+        out = results_dir() / "benchmarks.csv"
     table.to_csv(out, index=False)
-    with pd.option_context("display.width", 200, "display.max_colwidth", 80):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    print(f"wrote {out}")
+    shown = [c for c in COLUMNS + ["note"] if c in table.columns]
+    with pd.option_context("display.width", 250, "display.max_colwidth", 60, "display.max_rows", 500):
+        for workload, part in table.groupby("workload", sort=False):
+            print(f"\n{workload}")
+            print(part[shown[1:]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(f"\nwrote {out}")
     return 0
 
 

