@@ -253,11 +253,15 @@ def test_build_book_rejects_overrides_for_unknown_chapters(project):
 
 @pytest.fixture
 def book_copy(tmp_path: Path) -> Path:
-    """The repository's book configuration with a tiny chapter standing in for chapter 1."""
+    """The repository's book configuration with a tiny chapter standing in for chapter 1 (the only chapter)."""
+    import yaml
+
     root = tmp_path / "book-root"
     root.mkdir()
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(REPO / name, root / name)
+    shutil.copy(REPO / "_config.yml", root / "_config.yml")
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    toc["chapters"] = toc["chapters"][:1]
+    (root / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     shutil.copytree(REPO / "params", root / "params")
     shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("executed"))
     (root / "notebooks").mkdir()
