@@ -234,3 +234,21 @@ def test_rotation_keeps_self_alignment_exact_with_more_units_than_stimuli(rng):
     al = hot_align(x, x, train=train, rotation=True, progress=False)
     pred = reconstruct(al, [a[test] for a in x])
     assert (reconstruction_scores(al.standardize_source([a[test] for a in x]), pred) > 0.99).all()
+
+
+def test_pair_study_coupling_shape_and_verdict(rng):
+    from otlens.hot import coupling_shape, coupling_table, describe_hot, pair_study
+
+    base = _system(rng, 3, 150, 12)
+    feats = {"a": base, "b": _deeper(rng, base)}
+    scores, fits = pair_study(["a>b", "a>a"], feats, n_splits=2, rotation_pairs=["a>b"], progress=False)
+    shape = coupling_shape(fits["a>b"][(False, 0)].P)
+    assert shape == dict(order=1.0, monotone=1.0, contiguous=1.0, spread=2.0)
+    text = describe_hot(scores, coupling_table(fits))
+    assert "HOT is higher for 1 of 1 model pairs" in text
+    assert "in 1 of 1 cross-model pairs: a>b (over 2.0 target layers" in text
+    assert "depth order in 100% of splits, targets consecutive in 100%" in text
+    with pytest.raises(ValueError, match="source>target"):
+        pair_study(["a-b"], feats, progress=False)
+    with pytest.raises(ValueError, match="no features"):
+        pair_study(["a>c"], feats, progress=False)

@@ -761,13 +761,20 @@ def describe_hot(scores: pd.DataFrame, couplings: pd.DataFrame) -> str:
     c = couplings[(couplings.method == "hot")].groupby(["model", "metric"]).value.mean().unstack()
     deep = [p for p in c.index if p.split(">")[0] != p.split(">")[1]]
     mism = [p for p in deep if c.loc[p, "spread"] > 1.0 + 1e-9]
-    ordered = [p for p in mism if c.loc[p, "monotone"] == 1.0 and c.loc[p, "contiguous"] == 1.0]
-    lines.append(f"- **Depth mismatch**: a source layer spreads over several target layers in {len(mism)} pairs; "
-                 f"in {len(ordered)} of them every split's coupling is ordered and each layer's targets are "
-                 f"consecutive ({', '.join(ordered) or 'none'}).")
+    parts = [f"{p} (over {c.loc[p, 'spread']:.1f} target layers on average; centres in depth order in "
+             f"{c.loc[p, 'monotone']:.0%} of splits, targets consecutive in {c.loc[p, 'contiguous']:.0%}, "
+             f"rank correlation of depths {c.loc[p, 'order']:.2f})" for p in mism]
+    lines.append(f"- **Depth mismatch**: a source layer spreads its mass over several target layers in {len(mism)} "
+                 f"of {len(deep)} cross-model pairs" + (": " + "; ".join(parts) + "." if parts else "."))
+    twins = [p for p in deep if UNTRAINED_SUFFIX in p]
+    if twins:
+        twin_text = "; ".join(f"{p}: {c.loc[p, 'order']:.2f}, HOT score {mean.loc[p, 'hot']:.3f}" for p in twins)
+        lines.append(f"- **Trained vs untrained twin**: rank correlation between the depths of matched layers "
+                     f"({twin_text}).")
     if "hot+R" in mean.columns:
-        rp = [p for p in mean.index if pd.notna(mean.loc[p].get("hot+R"))]
+        rp = [p for p in mean.index if pd.notna(mean.loc[p].get("hot+R")) and p.split(">")[0] != p.split(">")[1]]
         gains = "; ".join(f"{p}: {mean.loc[p, 'hot+R']:.3f} vs {mean.loc[p, 'hot']:.3f}" for p in rp)
-        higher = [p for p in rp if mean.loc[p, "hot+R"] > mean.loc[p, "hot"]]
-        lines.append(f"- **HOT+R vs HOT**: HOT+R is higher for {len(higher)} of {len(rp)} pairs ({gains}).")
+        higher = [p for p in rp if mean.loc[p, "hot+R"] > mean.loc[p, "hot"] + sd.loc[p, "hot+R"] + sd.loc[p, "hot"]]
+        lines.append(f"- **HOT+R vs HOT**: HOT+R is higher, by more than the two standard deviations together, for "
+                     f"{len(higher)} of the {len(rp)} cross-model pairs where it was run ({gains}).")
     return "\n".join(lines)
