@@ -55,6 +55,7 @@ target layers of one width.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 
 from ._validation import check_choice, check_int, check_positive
 from .exceptions import ConvergenceWarning
@@ -429,24 +431,27 @@ def hot_align(
     rows = np.cumsum([0] + [u.shape[1] for u in us])
     cols = np.cumsum([0] + [v.shape[1] for v in vs])
     bar = tqdm(total=L * M, desc=f"HOT{'+R' if rotation else ''} inner OT", unit="pair", disable=not progress, leave=False)
-    for i in range(L):
-        if inner == "entropic":
-            by_width: dict[int, list[int]] = {}
-            for j, v in enumerate(vs):
-                by_width.setdefault(v.shape[1], []).append(j)
-            for js in by_width.values():
-                for j, (plan, c) in zip(js, _entropic_plans(us[i], [vs[j] for j in js], reg, device)):
-                    Q[i][j], cost[i, j] = plan, c
-                bar.update(len(js))
-            continue
-        for j in range(M):
-            g = corr[rows[i]:rows[i + 1], cols[j]:cols[j + 1]]
-            if rotation:
-                Q[i][j], R[i][j], cost[i, j], conv = _rotation_ot(g, max_iter=max_rotation_iter, tol=rotation_tol)
-                ok = ok and conv
-            else:
-                Q[i][j], cost[i, j] = uniform_ot(1.0 - g)
-            bar.update(1)
+    # The loop's matrix products are small and the solvers single-threaded: one BLAS thread. Idle
+    # BLAS threads spin between calls, which on a busy machine starves the solver.
+    with threadpool_limits(limits=1, user_api="blas") if inner == "exact" else contextlib.nullcontext():
+        for i in range(L):
+            if inner == "entropic":
+                by_width: dict[int, list[int]] = {}
+                for j, v in enumerate(vs):
+                    by_width.setdefault(v.shape[1], []).append(j)
+                for js in by_width.values():
+                    for j, (plan, c) in zip(js, _entropic_plans(us[i], [vs[j] for j in js], reg, device)):
+                        Q[i][j], cost[i, j] = plan, c
+                    bar.update(len(js))
+                continue
+            for j in range(M):
+                g = corr[rows[i]:rows[i + 1], cols[j]:cols[j + 1]]
+                if rotation:
+                    Q[i][j], R[i][j], cost[i, j], conv = _rotation_ot(g, max_iter=max_rotation_iter, tol=rotation_tol)
+                    ok = ok and conv
+                else:
+                    Q[i][j], cost[i, j] = uniform_ot(1.0 - g)
+                bar.update(1)
     bar.close()
     if rotation and not ok:
         warnings.warn(f"HOT+R: some rotation loops did not settle within {max_rotation_iter} iterations "
