@@ -128,7 +128,7 @@ def as_layers(x: Any, name: str = "x") -> list[np.ndarray]:
             raise ValueError(f"`{name}[{i}]` must be 2-D [n_stimuli, n_units]; got shape {arr.shape}")
         if not np.issubdtype(arr.dtype, np.number):
             raise ValueError(f"`{name}[{i}]` must hold numbers; got dtype {arr.dtype}")
-        arr = arr.astype(np.float64)
+        arr = arr.astype(np.float64, copy=False)  # never modified: no copy when already float64
         if not np.isfinite(arr).all():
             raise ValueError(f"`{name}[{i}]` contains {int((~np.isfinite(arr)).sum())} NaN or infinite value(s)")
         layers.append(arr)
@@ -193,15 +193,25 @@ def correlation_costs(source: Any, target: Any) -> np.ndarray:
     """
     src, tgt = as_layers(source, "source"), as_layers(target, "target")
     _check_pair(src, tgt)
-    u = np.concatenate([_unit_vectors(_Scaler.fit(x)(x)) for x in src], axis=1)
-    v = np.concatenate([_unit_vectors(_Scaler.fit(y)(y)) for y in tgt], axis=1)
-    corr = u.T @ v
-    out = np.empty((len(src), len(tgt)), dtype=object)
-    rows = np.cumsum([0] + [x.shape[1] for x in src])
-    cols = np.cumsum([0] + [y.shape[1] for y in tgt])
-    for i in range(len(src)):
-        for j in range(len(tgt)):
-            out[i, j] = 1.0 - corr[rows[i]:rows[i + 1], cols[j]:cols[j + 1]]
+    corr = _correlation_blocks([_unit_vectors(_Scaler.fit(x)(x)) for x in src],
+                               [_unit_vectors(_Scaler.fit(y)(y)) for y in tgt])
+    return 1.0 - corr
+
+
+def _correlation_blocks(us: list[np.ndarray], vs: list[np.ndarray]) -> np.ndarray:
+    """Correlation matrices of every (source, target) layer pair from one matrix product.
+
+    ``us`` / ``vs`` hold each layer's unit vectors ``[T, n_l]``; entry ``(l, m)`` of the
+    returned object array is the ``[n_l, n_m]`` block (a view into one ``[sum n_l, sum n_m]``
+    product).
+    """
+    corr = np.concatenate(us, axis=1).T @ np.concatenate(vs, axis=1)
+    rows = np.cumsum([0] + [u.shape[1] for u in us])
+    cols = np.cumsum([0] + [v.shape[1] for v in vs])
+    out = np.empty((len(us), len(vs)), dtype=object)
+    for i in range(len(us)):
+        for j in range(len(vs)):
+            out[i, j] = corr[rows[i]:rows[i + 1], cols[j]:cols[j + 1]]
     return out
 
 
@@ -425,11 +435,7 @@ def hot_align(
     R = [[None] * M for _ in range(L)] if rotation else None
     cost = np.zeros((L, M))
     ok = True
-    # one GEMM for every pair's correlation matrix
-    u_all, v_all = np.concatenate(us, axis=1), np.concatenate(vs, axis=1)
-    corr = u_all.T @ v_all
-    rows = np.cumsum([0] + [u.shape[1] for u in us])
-    cols = np.cumsum([0] + [v.shape[1] for v in vs])
+    corr = _correlation_blocks(us, vs)
     bar = tqdm(total=L * M, desc=f"HOT{'+R' if rotation else ''} inner OT", unit="pair", disable=not progress, leave=False)
     # The loop's matrix products are small and the solvers single-threaded: one BLAS thread. Idle
     # BLAS threads spin between calls, which on a busy machine starves the solver.
@@ -445,7 +451,7 @@ def hot_align(
                     bar.update(len(js))
                 continue
             for j in range(M):
-                g = corr[rows[i]:rows[i + 1], cols[j]:cols[j + 1]]
+                g = corr[i, j]
                 if rotation:
                     Q[i][j], R[i][j], cost[i, j], conv = _rotation_ot(g, max_iter=max_rotation_iter, tol=rotation_tol)
                     ok = ok and conv
