@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -32,3 +35,24 @@ def results_dir(tmp_path, monkeypatch):
     folder = tmp_path / "results"
     monkeypatch.setenv("OTLENS_RESULTS", str(folder))
     return folder
+
+
+@pytest.fixture
+def run_chapter(tmp_path, results_dir):
+    """Run ``notebooks/<stem>.md`` on some parameters through the book's runner, as the book does.
+
+    Fails on any error output; returns the executed notebook (a dict) and the chapter's results
+    table (``results/<stem>.csv``).
+    """
+    from otlens.runner import project_root, run_notebook
+
+    def run(stem: str, parameters: dict) -> tuple[dict, pd.DataFrame]:
+        out = run_notebook(project_root() / "notebooks" / f"{stem}.md", parameters=parameters,
+                           output_dir=tmp_path / "executed", progress=False)
+        nb = json.loads(out.read_text())
+        errors = [o for cell in nb["cells"] if cell["cell_type"] == "code" for o in cell.get("outputs", [])
+                  if o["output_type"] == "error"]
+        assert not errors
+        return nb, pd.read_csv(results_dir / f"{stem}.csv")
+
+    return run

