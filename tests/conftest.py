@@ -56,3 +56,51 @@ def run_chapter(tmp_path, results_dir):
         return nb, pd.read_csv(results_dir / f"{stem}.csv")
 
     return run
+
+
+def _copy_book(root):
+    """Copy the repository's book into ``root`` with a tiny chapter standing in for the first one.
+
+    ``_config.yml``, the ``book/`` pages and bibliography, and the toc keeping its plain pages and
+    only the first executed chapter, whose source is ``tests/data/chapter.md`` (a parameters
+    cell, a figure, a citation); a profile with no chapter sections. Returns ``root``.
+    """
+    import shutil
+    from pathlib import Path
+
+    import yaml
+
+    from otlens.runner import EXECUTED_DIR
+
+    repo = Path(__file__).resolve().parents[1]
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(repo / "_config.yml", root / "_config.yml")
+    toc = yaml.safe_load((repo / "_toc.yml").read_text())
+    executed = [c for c in toc["chapters"] if c.get("file", "").startswith(EXECUTED_DIR + "/")]
+    toc["chapters"] = [c for c in toc["chapters"]
+                       if c is executed[0] or not c.get("file", "").startswith(EXECUTED_DIR + "/")]
+    (root / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    shutil.copytree(repo / "book", root / "book", ignore=shutil.ignore_patterns("executed"))
+    (root / "params").mkdir()
+    (root / "params" / "quick.yml").write_text("defaults: {seed: 0}\n")
+    (root / "notebooks").mkdir()
+    stem = Path(executed[0]["file"]).name
+    shutil.copy(repo / "tests" / "data" / "chapter.md", root / "notebooks" / f"{stem}.md")
+    return root
+
+
+@pytest.fixture
+def book_copy(tmp_path):
+    """A fresh copy of the book with the tiny stand-in chapter (see :func:`_copy_book`), not built."""
+    return _copy_book(tmp_path / "book-root")
+
+
+@pytest.fixture(scope="session")
+def tiny_book(tmp_path_factory):
+    """The book copy of :func:`_copy_book`, built once per session (strict); the HTML is in
+    ``<root>/_build/html``. Used by the book-delivery and browser tests."""
+    from otlens.runner import build_book
+
+    root = _copy_book(tmp_path_factory.mktemp("tiny-book") / "root")
+    build_book(root=root, progress=False)
+    return root

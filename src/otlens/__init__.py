@@ -29,6 +29,7 @@ from .results import RESULT_COLUMNS, load_results, save_results
 from .transport import OTResult, exact_ot, sinkhorn, sinkhorn_divergence, solve
 from .information import binned_mi, discrete_mi, information_plane, probe_mi
 from .training import TrainConfig, TrainingRun, train_tiny_gpt
+from .reproduction import describe_reproduction, reproduction_table
 
 __version__ = "0.1.0"
 
@@ -44,4 +45,5 @@ __all__ = [
     "RESULT_COLUMNS", "load_results", "save_results",
     "OTResult", "exact_ot", "sinkhorn", "sinkhorn_divergence", "solve",
     "binned_mi", "discrete_mi", "information_plane", "probe_mi", "TrainConfig", "TrainingRun", "train_tiny_gpt",
+    "describe_reproduction", "reproduction_table",
 ]

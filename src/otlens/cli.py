@@ -3,6 +3,7 @@
     otlens run notebooks/01_ot_across_depth.md -p model gemma3-270m -p n_texts 256
     otlens book --profile quick            # run every chapter, then build the HTML book
     otlens models                          # the offline model registry
+    otlens pdf                             # the whole book as one PDF (headless Chromium)
 
 User errors (bad parameters, a failing notebook, a failed build) print one message and exit 1;
 usage errors exit 2.
@@ -46,6 +47,14 @@ def _parser() -> argparse.ArgumentParser:
                       help="do not turn Sphinx warnings into errors")
 
     commands.add_parser("models", help="list the model registry", description="List the model registry.")
+
+    pdf = commands.add_parser("pdf", help="print the whole book to one PDF with headless Chromium",
+                              description="Build the single-page HTML book from the executed "
+                                          "chapters and print it with headless Chromium.")
+    pdf.add_argument("--out", type=Path, default=None,
+                     help="the PDF to write (default: _build/pdf/otlens.pdf)")
+    pdf.add_argument("--no-strict", action="store_true",
+                     help="do not turn Sphinx warnings into errors")
     return parser
 
 
@@ -79,6 +88,13 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pdf(args: argparse.Namespace) -> int:
+    from otlens.book import build_pdf
+
+    print(f"Wrote {_relative(build_pdf(output=args.out, strict=not args.no_strict))}")
+    return 0
+
+
 def _relative(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd()))
@@ -91,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from otlens.runner import BookBuildError, NotebookError, ParameterError
 
     args = _parser().parse_args(argv)
-    handler = {"run": _run, "book": _book, "models": _models}[args.command]
+    handler = {"run": _run, "book": _book, "models": _models, "pdf": _pdf}[args.command]
     try:
         return handler(args)
     except (NotebookError, ParameterError, BookBuildError, FileNotFoundError) as exc:

@@ -924,3 +924,37 @@ def plot_bijection(x: Any, y: Any, permutation: Any, *, n_lines: int = 400, seed
 
 
 __all__ += ["plot_scaling", "plot_bijection"]
+
+
+_VERDICT_COLORS = {"reproduced": "#009E73", "partly reproduced": "#E69F00", "not reproduced": "#D55E00",
+                   "data not available here": "#999999"}
+
+
+def plot_verdicts(table: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """Verdicts of the reproduction table (:func:`otlens.reproduction.reproduction_table`) per study.
+
+    One horizontal stacked bar per study (``study`` column), one colour per verdict.
+    """
+    if not isinstance(table, pd.DataFrame) or not {"study", "verdict"} <= set(table.columns):
+        raise ValueError("`table` must be a DataFrame with columns 'study' and 'verdict'")
+    counts = table.groupby(["study", "verdict"]).size().unstack(fill_value=0)
+    order = [v for v in _VERDICT_COLORS if v in counts.columns] + [v for v in counts.columns if v not in _VERDICT_COLORS]
+    counts = counts[order].loc[list(dict.fromkeys(table.study))]
+    with plot_style():
+        fig, ax = plt.subplots(figsize=(8, 0.5 + 0.55 * len(counts)))
+        left = np.zeros(len(counts))
+        for verdict in order:
+            ax.barh(counts.index, counts[verdict], left=left, label=verdict,
+                    color=_VERDICT_COLORS.get(verdict, sns.color_palette("colorblind")[7]))
+            left += counts[verdict].to_numpy()
+        ax.invert_yaxis()
+        ax.set(xlabel="claims", ylabel="study")
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+        if title is not None:
+            ax.set_title(title)
+        fig.tight_layout()
+    return _detach(fig)
+
+
+__all__ += ["plot_verdicts"]

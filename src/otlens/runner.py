@@ -369,7 +369,18 @@ def _stabilise(nb, source: Path, root: Path):
         cell.metadata.pop("execution", None)
         if not cell.metadata.get("tags", True):
             del cell.metadata["tags"]
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            _collapse_injected(cell)
     return nb
+
+
+def _collapse_injected(cell) -> None:
+    """Show papermill's injected-parameters cell collapsed under "Parameters of this run"."""
+    if "hide-input" not in cell.metadata["tags"]:
+        cell.metadata["tags"].append("hide-input")
+    cell.metadata["mystnb"] = {**cell.metadata.get("mystnb", {}),
+                               "code_prompt_show": "Parameters of this run",
+                               "code_prompt_hide": "Hide the parameters of this run"}
 
 
 def _write_notebook(nb, path: Path) -> Path:

@@ -1,0 +1,463 @@
+"""Delivering the book: offline HTML, the PDF, launch links, and a check for remote resources.
+
+Three pieces:
+
+- A Sphinx extension (``sphinx: extra_extensions: [otlens.book]`` in ``_config.yml``) that
+
+  * copies MathJax 3 from the ``django-static-mathjax`` package (PyPI; the ``book`` extra) into
+    ``_static/mathjax`` of every HTML build, so that ``mathjax_path: mathjax/tex-mml-chtml.js``
+    typesets the math with no network;
+  * sets the theme's colour mode to "auto" (its empty default logs a console error);
+  * drops sphinx-thebe's script loader (a CDN address) from pages when the Live Code button is off;
+  * points the theme's launch buttons at the chapter *sources*: Binder opens
+    ``notebooks/<stem>.ipynb`` (``postBuild`` converts the jupytext sources there), Colab opens the
+    executed chapter that the Pages workflow publishes on the branch ``otlens_colab_branch``.
+
+- :func:`remote_references`: every resource an HTML tree would load from the network (scripts,
+  stylesheets, images, frames, fonts, script loaders). Plain ``<a href>`` links are fine.
+
+- :func:`build_pdf`: the single-page HTML book printed to one PDF by headless Chromium.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, NamedTuple
+
+__all__ = [
+    "RemoteReference",
+    "build_pdf",
+    "find_chromium",
+    "mathjax_dir",
+    "print_pdf",
+    "remote_references",
+    "setup",
+]
+
+MATHJAX_STATIC = "mathjax"  # folder under _static/ that receives MathJax's es5/ tree
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+_REMOTE = re.compile(r"^(?:https?:)?//", re.IGNORECASE)
+
+# ------------------------------------------------------------------------------------ MathJax
+
+
+def mathjax_dir() -> Path:
+    """Return the folder of MathJax 3's browser components (``es5/``, holding ``tex-mml-chtml.js``).
+
+    Raises
+    ------
+    ModuleNotFoundError
+        If ``django-static-mathjax`` (which ships MathJax 3.2.2 as the module ``mathjax``) is missing.
+    """
+    try:
+        import mathjax
+    except ImportError as exc:
+        raise ModuleNotFoundError(
+            "MathJax for the offline book comes from the PyPI package django-static-mathjax; "
+            "install it with `pip install -e '.[book]'`."
+        ) from exc
+    folder = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    if not (folder / "tex-mml-chtml.js").is_file():
+        raise FileNotFoundError(f"MathJax's tex-mml-chtml.js not found under {folder}.")
+    return folder
+
+
+def _copy_mathjax(app, exception) -> None:
+    """``build-finished``: copy MathJax into ``_static/mathjax`` of an HTML build.
+
+    Only when ``mathjax_path`` is ``mathjax/<component>.js``. Of MathJax's top-level combined
+    components only that one is copied (``latest.js``, a loader that picks a CDN, stays out);
+    the folders (TeX extensions, fonts, menu, accessibility, speech maps) are what it loads lazily.
+    """
+    if exception is not None or app.builder.format != "html":
+        return
+    folder, _, component = str(app.config.mathjax_path).partition("/")
+    if folder != MATHJAX_STATIC or "/" in component:
+        return
+    source = mathjax_dir()
+    if not (source / component).is_file():
+        raise FileNotFoundError(f"mathjax_path names {component}, which is not in {source}.")
+    target = Path(app.outdir) / "_static" / MATHJAX_STATIC
+
+    def skip(directory: str, names: list[str]) -> list[str]:
+        if Path(directory) != source:
+            return []
+        return [n for n in names if n.endswith(".js") and n != component]
+
+    shutil.copytree(source, target, ignore=skip, dirs_exist_ok=True)
+    shutil.copy2(source.parent / "LICENSE", target / "LICENSE")  # MathJax is Apache-2.0
+
+
+# ------------------------------------------------------------------------------ page context
+
+
+def _drop_thebe_loader(app, context: dict[str, Any]) -> None:
+    """Remove sphinx-thebe's scripts (one names the thebe CDN) when the Live Code button is off."""
+    launch = app.config.html_theme_options.get("launch_buttons", {})
+    if launch.get("thebe") or "script_files" not in context:
+        return
+    context["script_files"][:] = [
+        js for js in context["script_files"]
+        if not (js.filename and js.filename.endswith("sphinx-thebe.js"))
+        and "THEBE_JS_URL" not in (js.attributes.get("body") or "")
+    ]
+
+
+def _chapter_stem(pagename: str) -> str | None:
+    """``book/executed/01_x`` → ``01_x``; other pages → None."""
+    from otlens.runner import EXECUTED_DIR
+
+    folder, _, stem = pagename.rpartition("/")
+    return stem if folder == EXECUTED_DIR else None
+
+
+def _point_launch_buttons(app, pagename: str, context: dict[str, Any]) -> None:
+    """Rewrite the theme's Binder and Colab links of a chapter so they open its source."""
+    stem = _chapter_stem(pagename)
+    if stem is None:
+        return
+    from otlens.runner import EXECUTED_DIR
+
+    executed = f"{EXECUTED_DIR}/{stem}.ipynb"
+    binder_path = app.config.otlens_binder_path.format(stem=stem)
+    colab_branch = app.config.otlens_colab_branch
+    for group in context.get("header_buttons", []):
+        for button in group.get("buttons", []) if isinstance(group, dict) else []:
+            url = button.get("url", "")
+            if button.get("text") == "Binder" and "urlpath=" in url:
+                head, _, urlpath = url.partition("urlpath=")
+                button["url"] = head + "urlpath=" + urlpath.replace(executed, binder_path)
+            elif button.get("text") == "Colab":
+                button["url"] = re.sub(rf"/blob/[^/]+/{re.escape(executed)}$",
+                                       f"/blob/{colab_branch}/{executed}", url)
+
+
+def _default_mode(app, config) -> None:
+    """``config-inited``: an explicit colour mode ("auto"). The theme's empty default makes every
+    first visit log a console error ("Got invalid theme mode: . Resetting to auto.")."""
+    if config.html_theme in ("sphinx_book_theme", "pydata_sphinx_theme"):
+        config.html_context.setdefault("default_mode", "auto")
+
+
+def _page_context(app, pagename, templatename, context, doctree) -> None:
+    if app.builder.format != "html":
+        return
+    _drop_thebe_loader(app, context)
+    _point_launch_buttons(app, pagename, context)
+
+
+def setup(app) -> dict[str, Any]:
+    """Register the extension with Sphinx (``extra_extensions: [otlens.book]``)."""
+    app.add_config_value("otlens_binder_path", "notebooks/{stem}.ipynb", "html")
+    app.add_config_value("otlens_colab_branch", "notebooks", "html")
+    app.connect("config-inited", _default_mode)
+    app.connect("build-finished", _copy_mathjax)
+    # after the theme's launch buttons (priority 500) and sphinx.ext.mathjax
+    app.connect("html-page-context", _page_context, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+# ----------------------------------------------------------------------- remote references
+
+
+class RemoteReference(NamedTuple):
+    """A resource that a built page would fetch from the network."""
+
+    file: str  # relative to the HTML root
+    kind: str  # e.g. "script src", "link stylesheet", "css url()", "js loader"
+    url: str
+
+
+class _ResourceParser(HTMLParser):
+    """Collects ``(kind, url)`` of loaded resources, and the text of inline scripts and styles."""
+
+    _SRC_TAGS = {"script", "img", "iframe", "frame", "embed", "source", "audio", "video", "track",
+                 "input"}
+    _NAV_RELS = {"canonical", "alternate", "next", "prev", "index", "search", "author", "license",
+                 "help", "bookmark", "me"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, str]] = []
+        self.inline: list[tuple[str, str]] = []  # ("script" | "style", text)
+        self._inside: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = {k: v or "" for k, v in attrs}
+        if tag in self._SRC_TAGS:
+            for key in ("src", "poster"):
+                if attrs.get(key):
+                    self.found.append((f"{tag} {key}", attrs[key]))
+            for url in _srcset(attrs.get("srcset", "")):
+                self.found.append((f"{tag} srcset", url))
+        elif tag == "object" and attrs.get("data"):
+            self.found.append(("object data", attrs["data"]))
+        elif tag == "link" and attrs.get("href"):
+            rels = set(attrs.get("rel", "").lower().split())
+            if not rels or rels - self._NAV_RELS:
+                self.found.append((f"link {' '.join(sorted(rels)) or 'href'}", attrs["href"]))
+        if attrs.get("style"):
+            self.found += [("style url()", u) for u in _css_urls(attrs["style"])]
+        if tag in ("script", "style") and not attrs.get("src"):
+            self._inside = tag
+
+    def handle_endtag(self, tag):
+        if tag == self._inside:
+            self._inside = None
+
+    def handle_data(self, data):
+        if self._inside:
+            self.inline.append((self._inside, data))
+
+
+def _srcset(value: str) -> list[str]:
+    return [part.strip().split()[0] for part in value.split(",") if part.strip()]
+
+
+# Addresses that MathJax's bundled speech-rule-engine (SRE) holds as defaults but that a browser
+# never requests: MathJax points SRE at its local _static/mathjax/sre/mathmaps, and the other two
+# are Internet Explorer fallbacks (its mathmaps, and an XPath polyfill for browsers without XPath).
+# The browser test (tests/test_browser.py) checks that no page requests anything off the disk.
+NEVER_REQUESTED = (
+    "https://cdn.jsdelivr.net/npm/speech-rule-engine@",
+    "https://cdn.jsdelivr.net/npm/sre-mathmaps-ie@",
+    "https://cdn.jsdelivr.net/npm/wicked-good-xpath@1.3.0/dist/wgxpath.install.js",
+)
+
+_CSS_URL = re.compile(r"""url\(\s*['"]?([^'")\s]+)|@import\s+['"]([^'"]+)""", re.IGNORECASE)
+# A script loader: a remote address in a JS string that ends in .js/.css/a font, or a known CDN.
+_JS_LOADED = re.compile(
+    r"""['"`]((?:https?:)?//[^'"`\s]+?(?:\.m?js|\.css|\.woff2?|\.ttf|\.otf)(?:\?[^'"`\s]*)?)['"`]"""
+    r"""|['"`]((?:https?:)?//(?:cdn\.jsdelivr\.net|unpkg\.com|cdnjs\.cloudflare\.com|"""
+    r"""fonts\.googleapis\.com|fonts\.gstatic\.com|www\.googletagmanager\.com|"""
+    r"""ajax\.googleapis\.com|code\.jquery\.com|cdn\.plot\.ly)[^'"`\s]*)['"`]""",
+    re.IGNORECASE,
+)
+
+
+def _css_urls(text: str) -> list[str]:
+    return [a or b for a, b in _CSS_URL.findall(text)]
+
+
+def _js_loads(text: str) -> list[str]:
+    return [a or b for a, b in _JS_LOADED.findall(text)]
+
+
+def remote_references(html_dir: str | os.PathLike) -> list[RemoteReference]:
+    """Return every resource that the pages under ``html_dir`` would load from the network.
+
+    Checked: ``src``/``srcset``/``poster`` of scripts, images, frames and media, ``<object data>``,
+    ``<link href>`` other than navigation links (stylesheets, preloads, icons, fonts), ``url()``
+    and ``@import`` in CSS files, ``<style>`` blocks and ``style`` attributes, and script loaders
+    in JS files and inline scripts (a remote ``.js``/``.css``/font address in a string, or any
+    address on a well-known CDN). Navigation links (``<a href>``) are not resources, and neither
+    are the speech-rule-engine defaults inside MathJax's files listed in :data:`NEVER_REQUESTED`.
+
+    Parameters
+    ----------
+    html_dir : path
+        A built HTML tree, e.g. ``_build/html``.
+
+    Returns
+    -------
+    list of RemoteReference
+        Sorted by file, then kind; empty for a book that reads offline.
+    """
+    root = Path(html_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"No built HTML at {root}: build the book first (`make book`).")
+    found: set[RemoteReference] = set()
+    for path in sorted(root.rglob("*")):
+        suffix = path.suffix.lower()
+        if suffix not in (".html", ".htm", ".js", ".css") or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        rel = path.relative_to(root).as_posix()
+        refs: list[tuple[str, str]] = []
+        if suffix in (".html", ".htm"):
+            parser = _ResourceParser()
+            parser.feed(text)
+            refs += parser.found
+            for kind, body in parser.inline:
+                refs += [(f"inline {kind}", u) for u in
+                         (_css_urls(body) if kind == "style" else _js_loads(body))]
+        elif suffix == ".css":
+            refs += [("css url()", u) for u in _css_urls(text)]
+        else:
+            refs += [("js loader", u) for u in _js_loads(text) if u not in NEVER_REQUESTED]
+        found.update(RemoteReference(rel, kind, url) for kind, url in refs if _REMOTE.match(url))
+    return sorted(found)
+
+
+# ------------------------------------------------------------------------------------- PDF
+
+
+# Added to the printed page: A4 with narrow margins, and code and wide equations wrapped or
+# shrunk instead of cut off at the edge of a scroll box (which paper does not have).
+PRINT_CSS = """<style media="print">
+@page { size: A4; margin: 14mm 12mm; }
+html { font-size: 13px; }
+pre, pre code { white-space: pre-wrap !important; overflow-wrap: anywhere; overflow: visible !important; }
+div.highlight, div.cell_output, div.output, .math, mjx-container { overflow: visible !important; }
+mjx-container[display="true"] { font-size: 92% !important; }
+table { font-size: 85%; max-width: 100%; }
+th, td { overflow-wrap: anywhere; }
+</style>
+"""
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium/Chrome executable: ``$OTLENS_CHROMIUM``, else the first on ``PATH``."""
+    if os.environ.get("OTLENS_CHROMIUM"):
+        return os.environ["OTLENS_CHROMIUM"]
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _require_chromium(chromium: str | None) -> str:
+    chromium = chromium or find_chromium()
+    if not chromium:
+        raise FileNotFoundError(
+            "Printing the PDF needs Chromium, which was not found on PATH (tried "
+            f"{', '.join(CHROMIUM_NAMES)}; or set OTLENS_CHROMIUM). Install it, e.g. "
+            "`sudo apt-get install chromium` on Debian/Ubuntu."
+        )
+    return chromium
+
+
+def print_pdf(html: str | os.PathLike, pdf: str | os.PathLike, *, chromium: str | None = None,
+              budget_ms: int = 60_000, timeout: float = 600.0) -> Path:
+    """Print one HTML file to PDF with headless Chromium.
+
+    Parameters
+    ----------
+    html : path
+        The page to print (opened as a ``file://`` URL; it must not need the network).
+    pdf : path
+        The PDF to write; its folder is created.
+    chromium : str, optional
+        The browser executable; :func:`find_chromium` by default.
+    budget_ms : int
+        Chromium's virtual time budget: scripts (MathJax) run for up to this long before printing.
+    timeout : float
+        Wall-clock limit in seconds for the browser.
+
+    Returns
+    -------
+    Path
+        The PDF.
+
+    Raises
+    ------
+    FileNotFoundError
+        If Chromium or the HTML file is missing.
+    otlens.runner.BookBuildError
+        If Chromium fails or writes no PDF.
+    """
+    from otlens.runner import BookBuildError
+
+    chromium = _require_chromium(chromium)
+    html, pdf = Path(html).resolve(), Path(pdf).resolve()
+    if not html.is_file():
+        raise FileNotFoundError(f"No HTML page at {html}.")
+    pdf.parent.mkdir(parents=True, exist_ok=True)
+    pdf.unlink(missing_ok=True)
+    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               "--no-pdf-header-footer", "--run-all-compositor-stages-before-draw",
+               f"--virtual-time-budget={int(budget_ms)}", f"--print-to-pdf={pdf}", html.as_uri()]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if completed.returncode != 0 or not pdf.is_file() or pdf.stat().st_size == 0:
+        raise BookBuildError(
+            f"Chromium did not print {html} (exit code {completed.returncode}):\n"
+            + completed.stderr[-2000:]
+        )
+    return pdf
+
+
+def build_pdf(root: str | os.PathLike | None = None, *, output: str | os.PathLike | None = None,
+              chromium: str | None = None, strict: bool = True) -> Path:
+    """Build the single-page HTML book from the executed chapters and print it to one PDF.
+
+    Parameters
+    ----------
+    root : path, optional
+        The project root; found from the working directory by default.
+    output : path, optional
+        The PDF; ``<root>/_build/pdf/otlens.pdf`` by default.
+    chromium : str, optional
+        The browser executable; :func:`find_chromium` by default.
+    strict : bool
+        Build with ``-W -n --keep-going`` like the HTML book.
+
+    Returns
+    -------
+    Path
+        The PDF.
+
+    Raises
+    ------
+    FileNotFoundError
+        If Chromium is missing (checked first) or an executed chapter is missing.
+    otlens.runner.BookBuildError
+        If the single-page build or the printing fails.
+    """
+    from otlens.runner import (EXECUTED_DIR, BookBuildError, _jupyter_book_command,
+                               notebooks_in_toc, project_root)
+
+    chromium = _require_chromium(chromium)
+    root = Path(root).resolve() if root else project_root()
+    missing = [c.stem for c in notebooks_in_toc(root / "_toc.yml")
+               if not (root / EXECUTED_DIR / f"{c.stem}.ipynb").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"Executed chapters missing in {EXECUTED_DIR}/: {', '.join(missing)}; run `make book` first."
+        )
+    command = [*_jupyter_book_command(), "build", str(root), "--builder", "singlehtml"]
+    if strict:
+        command += ["-W", "-n", "--keep-going"]
+    completed = subprocess.run(command, cwd=root)
+    if completed.returncode != 0:
+        raise BookBuildError(f"`{' '.join(command)}` failed with exit code {completed.returncode}.")
+    # The single page is written as <root doc>.html (book/intro.html, behind a redirecting
+    # index.html), but its links are relative to the output folder: print a copy placed there.
+    import yaml
+
+    site = root / "_build" / "singlehtml"
+    page = site / (yaml.safe_load((root / "_toc.yml").read_text())["root"] + ".html")
+    printable = site / "otlens-print.html"
+    printable.write_text(page.read_text(encoding="utf-8").replace("</head>", PRINT_CSS + "</head>", 1),
+                         encoding="utf-8")
+    output = Path(output) if output else root / "_build" / "pdf" / "otlens.pdf"
+    return print_pdf(printable, output, chromium=chromium)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """``python -m otlens.book check-offline [HTML_DIR]``: list remote resources, exit 1 if any."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] != "check-offline" or len(args) > 2:
+        print("usage: python -m otlens.book check-offline [HTML_DIR (default: _build/html)]",
+              file=sys.stderr)
+        return 2
+    html_dir = Path(args[1] if len(args) > 1 else "_build/html")
+    refs = remote_references(html_dir)
+    for ref in refs:
+        print(f"{ref.file}: {ref.kind}: {ref.url}")
+    if refs:
+        print(f"{len(refs)} remote resource(s) in {html_dir}: the book does not read offline.",
+              file=sys.stderr)
+        return 1
+    print(f"{html_dir}: no remote resources; the book reads offline.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

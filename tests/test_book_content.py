@@ -1,0 +1,190 @@
+"""The book's reader-facing text stays true to the code: the introduction's worked example, the
+profile table and every ``otlens run`` command of the "how to rerun" page and of the chapters'
+exercises, and the chapters' parameter explanations and exercise sections."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from otlens.runner import load_params, notebook_parameters, parse_value
+
+REPO = Path(__file__).resolve().parents[1]
+INTRO = REPO / "book" / "intro.md"
+RERUN = REPO / "book" / "rerun.md"
+CHAPTERS = sorted((REPO / "notebooks").glob("0[1-5]_*.md"))
+
+
+def _sinkhorn(C: np.ndarray, eps: float, *, tol: float = 1e-6, max_iter: int = 200_000):
+    """Plain Sinkhorn as the introduction describes it; returns (u, v, plan, rounds).
+
+    One round is ``u = a / (K v)`` then ``v = b / (K^T u)``, from ``v = 1``; it stops when the L1
+    error of the plan's row sums is below ``tol`` (its column sums are then exact).
+    """
+    n = C.shape[0]
+    a = b = np.full(n, 1 / n)
+    K = np.exp(-C / eps)
+    v = np.ones(n)
+    for rounds in range(1, max_iter + 1):
+        u = a / (K @ v)
+        v = b / (K.T @ u)
+        plan = u[:, None] * K * v[None, :]
+        if np.abs(plan.sum(1) - a).sum() < tol:
+            return u, v, plan, rounds
+    raise AssertionError(f"Sinkhorn did not reach tol={tol} in {max_iter} rounds at eps={eps}")
+
+
+def _row(values, fmt: str = "{:.3f}") -> str:
+    return " & ".join(fmt.format(v) for v in values)
+
+
+def _triple(values) -> str:
+    return "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
+
+
+def test_intro_worked_example_matches_a_computation():
+    text = INTRO.read_text()
+    x, y = np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0])
+    C = (x[:, None] - y[None, :]) ** 2
+    for row in C:
+        assert _row(row, "{:.0f}") in text  # the cost matrix, row by row
+
+    costs = sorted(C[range(3), list(p)].sum() / 3 for p in itertools.permutations(range(3)))
+    assert costs[0] == 1.0 and "= 1$" in text  # the identity is optimal, cost 1
+    assert np.allclose(costs[1:], [5 / 3, 5 / 3, 3, 3, 11 / 3])  # "the others cost 5/3, 5/3, 3, 3, 11/3"
+
+    # Kernel at eps = 1 and the first Sinkhorn round, from v = 1.
+    K = np.exp(-C)
+    assert "0.368 & 0.018 & 0.0001" in text
+    Kv = K @ np.ones(3)
+    u1 = (1 / 3) / Kv
+    KTu = K.T @ u1
+    v1 = (1 / 3) / KTu
+    for vector in (Kv, u1, KTu, v1):
+        assert _triple(vector) in text, _triple(vector)
+    rows = 3 * (u1[:, None] * K * v1[None, :]).sum(1)
+    assert _triple(rows) in text
+
+    # The converged plans and their costs.
+    _, _, plan, rounds = _sinkhorn(C, 1.0)
+    for row in 3 * plan:
+        assert _row(row) in text
+    assert f"{(C * plan).sum():.3f}" == "1.348" and "1.348" in text
+    assert f"{np.trace(plan):.0%}" == "68%" and "68%" in text
+    assert rounds == 23 and "23 rounds" in text
+
+    _, _, plan, rounds = _sinkhorn(C, 0.5)
+    assert f"{np.trace(plan):.0%}" == "85%" and f"{(C * plan).sum():.3f}" == "1.150"
+    assert rounds == 55 and "(55 rounds)" in text
+
+    _, _, plan, rounds = _sinkhorn(C, 0.1)
+    assert f"{np.trace(plan):.2%}" == "99.99%" and "99.99% of the mass" in text
+    assert f"{rounds:,}" == "52,838" and "52,838 rounds" in text
+
+
+def test_intro_example_code_runs_and_agrees():
+    torch = pytest.importorskip("torch")
+    import otlens
+
+    x = torch.tensor([[0.0], [1.0], [2.0]], dtype=torch.float64)
+    y = x + 1
+    assert float(otlens.exact_ot(x, y).cost) == pytest.approx(1.0)
+    r = otlens.sinkhorn(x, y, reg=1.0, tol=1e-9, return_plan=True)
+    _, _, plan, _ = _sinkhorn((x - y.T).numpy() ** 2, 1.0, tol=1e-12)
+    assert np.allclose(r.plan.numpy(), plan, atol=1e-7)
+    assert f"{float(r.cost):.3f}" == "1.348"
+
+
+def _chapter(number: str) -> Path:
+    (path,) = [p for p in CHAPTERS if p.name.startswith(f"0{number}_")]
+    return path
+
+
+def test_rerun_profile_table_matches_the_profiles():
+    profiles = {name: yaml.safe_load((REPO / "params" / f"{name}.yml").read_text()) for name in ("quick", "paper")}
+    rows = re.findall(r"^\| (\d) \| `(\w+)` \| ([^|]+) \| ([^|]+) \|", RERUN.read_text(), flags=re.M)
+    assert len(rows) >= 15  # the table is still there and still parsed
+    for number, key, quick, paper in rows:
+        stem = _chapter(number).stem
+        assert key in notebook_parameters(_chapter(number)), (stem, key)
+        assert profiles["quick"][stem][key] == yaml.safe_load(quick), (stem, key, "quick")
+        assert profiles["paper"][stem][key] == yaml.safe_load(paper), (stem, key, "paper")
+
+
+def _run_commands(text: str) -> list[str]:
+    """Every ``otlens run notebooks/….md …`` in ``text``, shell line continuations joined."""
+    text = re.sub(r"\\\n\s*", " ", text)
+    return [m.group(0) for m in re.finditer(r"otlens run notebooks/[^\s`]+\.md[^`\n]*", text)]
+
+
+def _commands() -> list[tuple[str, str]]:
+    sources = [RERUN, INTRO, *CHAPTERS]
+    return [(src.name, cmd) for src in sources for cmd in _run_commands(src.read_text())]
+
+
+@pytest.mark.parametrize("source, command", _commands())
+def test_run_commands_name_real_parameters(source, command):
+    words = shlex.split(command)
+    notebook = REPO / words[2]
+    assert notebook.is_file(), command
+    overrides, profile = {}, "quick"
+    rest = iter(words[3:])
+    for word in rest:
+        if word in ("-p", "--parameter"):
+            key, value = next(rest), next(rest)
+            overrides[key] = parse_value(value)
+        elif word == "--profile":
+            profile = next(rest)
+        elif word in ("--out", "--kernel"):
+            next(rest)
+        else:
+            assert word == "--no-progress", f"unexpected word {word!r} in {command!r}"
+    params = load_params(notebook, profile=profile, overrides=overrides)  # raises on an unknown key
+    if "pairs" in overrides:  # chapter 2: every pair is over known systems, the others are pairs
+        named = {s for p in params["pairs"] for s in p.split(">")}
+        assert named <= set(params["systems"]), command
+        assert set(params["rotation_pairs"]) <= set(params["pairs"]), command
+        assert params.get("scatter_pair", notebook_parameters(notebook)["scatter_pair"]) in params["pairs"], command
+
+
+def test_every_command_was_found():
+    commands = _commands()
+    assert {src for src, _ in commands} >= {"rerun.md", *(p.name for p in CHAPTERS)}
+    assert len(commands) >= 15
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_explains_parameters_and_ends_with_exercises(chapter):
+    import jupytext
+
+    nb = jupytext.read(chapter)
+    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    explanation = nb.cells[index + 1]
+    assert explanation.cell_type == "markdown"
+    unexplained = [k for k in notebook_parameters(chapter) if f"`{k}`" not in explanation.source]
+    assert not unexplained, f"parameters not explained after the parameters cell: {unexplained}"
+
+    text = chapter.read_text()
+    headings = re.findall(r"^## (.+)$", text, flags=re.M)
+    assert headings[-1] == "Exercises"
+    exercises = text.split("\n## Exercises\n", 1)[1]
+    n_exercises = len(re.findall(r"^\d\. \*\*", exercises, flags=re.M))
+    n_solutions = exercises.count(":::{admonition} Solution\n   :class: dropdown")
+    assert 2 <= n_exercises <= 3 and n_solutions == n_exercises
+
+
+def test_rerun_tiny_gpt_checkpoints_are_the_default_schedule():
+    from otlens.training import DEFAULT_CONFIG, checkpoint_steps
+
+    steps = checkpoint_steps(DEFAULT_CONFIG.steps, DEFAULT_CONFIG.n_checkpoints)
+    stated = ", ".join(map(str, steps[:-1])) + f" and {steps[-1]}"
+    text = re.sub(r"\s+", " ", RERUN.read_text())
+    assert f"checkpoints are at steps {stated}" in text
+    example = re.search(r"`tiny-gpt-L8@(\d+)` is its checkpoint at step (\d+)", text)
+    assert example and example[1] == example[2] and int(example[1]) in steps

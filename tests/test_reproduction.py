@@ -1,0 +1,134 @@
+"""The reproduction table reads its numbers from results tables and decides verdicts from them."""
+
+from __future__ import annotations
+
+import matplotlib
+import pandas as pd
+import pytest
+
+from otlens import plots
+from otlens.reproduction import CLAIMS, VERDICTS, describe_reproduction, reproduction_table
+
+matplotlib.use("Agg")
+
+CH1 = "01_ot_across_depth"
+U = [3.0, 1.0, 1.2, 1.1, 3.2]  # a U-shaped profile
+ROUGH = [5.0, 7.0, 4.0, 8.0, 5.0]  # higher and erratic
+DIP = [1.0, 0.6, 0.4, 0.7, 1.0]  # entropy with a minimum inside
+RISE = [0.3, 0.5, 0.6, 0.8, 1.0]  # entropy without one
+
+
+def _rows(model, trained, method, metric, values, *, experiment, seeds=(0, 1, 2)):
+    return [dict(experiment=experiment, model=model, trained=trained, method=method, layer=k, seed=s,
+                 metric=metric, value=v + 0.01 * s) for s in seeds for k, v in enumerate(values)]
+
+
+def _chapter1(trained_profile, untrained_profile, trained_entropy, untrained_entropy):
+    rows = []
+    for model in ("a", "b"):
+        for method, metric in (("published", "ot_cost"), ("corrected", "ot_divergence")):
+            rows += _rows(model, True, method, metric, trained_profile, experiment="adjacent_ot")
+            rows += _rows(model, False, method, metric, untrained_profile, experiment="adjacent_ot")
+        for method, metric in (("published", "norm_entropy"), ("matrix-renyi", "prompt_entropy"),
+                               ("matrix-renyi", "dataset_entropy")):
+            rows += _rows(model, True, method, metric, trained_entropy, experiment="entropy", seeds=(0,))
+            rows += _rows(model, False, method, metric, untrained_entropy, experiment="entropy", seeds=(0,))
+    return pd.DataFrame(rows)
+
+
+def _claims(chapter):
+    return tuple(c for c in CLAIMS if c.chapter == chapter)
+
+
+def test_claims_reproduced_when_the_data_show_them(tmp_path):
+    _chapter1(U, ROUGH, DIP, RISE).to_csv(tmp_path / f"{CH1}.csv", index=False)
+    table = reproduction_table(tmp_path, claims=_claims(CH1))
+    assert list(table.verdict) == ["reproduced"] * 3
+    assert table.ours_same_method.str.contains("2 of 2 models").all()
+
+
+def test_claims_not_reproduced_when_the_data_contradict_them(tmp_path):
+    # trained flat-rising (no U), untrained lower and smooth, entropy minimum only when untrained
+    flat = [1.0, 1.1, 1.2, 1.3, 1.4]
+    _chapter1(flat, [0.5, 0.5, 0.5, 0.5, 0.5], RISE, DIP).to_csv(tmp_path / f"{CH1}.csv", index=False)
+    table = reproduction_table(tmp_path, claims=_claims(CH1))
+    assert list(table.verdict) == ["not reproduced"] * 3
+
+
+def test_partly_when_only_the_papers_method_shows_it(tmp_path):
+    df = _chapter1(U, ROUGH, DIP, RISE)
+    flat = [1.0, 1.1, 1.2, 1.3, 1.4]
+    corrected = (df.method == "corrected") & df.trained
+    df.loc[corrected, "value"] = [flat[k] for k in df.loc[corrected, "layer"]]
+    df.to_csv(tmp_path / f"{CH1}.csv", index=False)
+    assert reproduction_table(tmp_path, claims=_claims(CH1)[:1]).verdict.item() == "partly reproduced"
+
+
+def test_missing_chapter_says_so(tmp_path):
+    table = reproduction_table(tmp_path)
+    assert len(table) == len(CLAIMS)
+    assert (table.verdict == "data not available here").all()
+    assert table.ours_same_method.str.contains("has not been run").all()
+    assert describe_reproduction(table) == f"Of the {len(CLAIMS)} claims: {len(CLAIMS)} data not available here."
+
+
+def test_table_lacking_rows_is_not_available_rather_than_an_error(tmp_path):
+    pd.DataFrame(columns=["experiment", "model", "trained", "method", "layer", "seed", "metric", "value"]).to_csv(
+        tmp_path / f"{CH1}.csv", index=False)
+    table = reproduction_table(tmp_path, claims=_claims(CH1))
+    assert (table.verdict == "data not available here").all()
+
+
+def test_every_claim_has_a_known_study_and_verdict_vocabulary():
+    keys = (pytest.importorskip("pathlib").Path(__file__).parents[1] / "book" / "references.bib").read_text()
+    for c in CLAIMS:
+        assert f"{{{c.study}," in keys, c.study
+        assert c.paper and c.claim
+    assert VERDICTS[-1] == "data not available here"
+
+
+def test_bad_results_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        reproduction_table(tmp_path / "nope")
+
+
+def test_plot_verdicts(tmp_path):
+    _chapter1(U, ROUGH, DIP, RISE).to_csv(tmp_path / f"{CH1}.csv", index=False)
+    fig = plots.plot_verdicts(reproduction_table(tmp_path))
+    bars = [p for p in fig.axes[0].patches if p.get_width() > 0]
+    assert sum(p.get_width() for p in bars) == len(CLAIMS)
+    with pytest.raises(ValueError, match="study"):
+        plots.plot_verdicts(pd.DataFrame({"x": [1]}))
+
+
+@pytest.mark.slow
+def test_reproduction_page_runs_and_reads_the_results(tmp_path, results_dir):
+    """The page executes through the book's runner and shows what the results folder holds."""
+    import json
+
+    from otlens.runner import project_root, run_notebook
+
+    results_dir.mkdir(parents=True, exist_ok=True)
+    _chapter1(U, ROUGH, DIP, RISE).to_csv(results_dir / f"{CH1}.csv", index=False)
+    out = run_notebook(project_root() / "notebooks" / "06_reproduction.md", parameters={},
+                       output_dir=tmp_path / "executed", progress=False)
+    nb = json.loads(out.read_text())
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o["output_type"] == "error"]
+    md = "".join("".join(o.get("data", {}).get("application/papermill.record/text/markdown", "")) for o in outputs)
+    assert md.count("**reproduced**") == 2 * 3 and "has not been run" in md
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 1
+
+
+def test_markdown_lists_every_claim_with_its_chapter_link(tmp_path):
+    from otlens.reproduction import reproduction_markdown
+
+    _chapter1(U, ROUGH, DIP, RISE).to_csv(tmp_path / f"{CH1}.csv", index=False)
+    table = reproduction_table(tmp_path)
+    text = reproduction_markdown(table)
+    summary = [line for line in text.splitlines() if line.startswith("| {cite:t}")]
+    assert len(summary) == len(CLAIMS)
+    assert text.count("{ref}`ot-across-depth`") == sum(c.chapter == CH1 for c in CLAIMS)
+    assert text.count("**reproduced**") == 2 * 3  # three chapter-1 claims, in the summary and the details
+    with pytest.raises(ValueError, match="lacks the columns"):
+        reproduction_markdown(table.drop(columns="verdict"))
