@@ -2,11 +2,13 @@
 
 Every (workload, solver, n) runs in a fresh subprocess, so that its peak resident memory
 (``resource.getrusage(...).ru_maxrss``: the inputs, the solver and the interpreter with torch)
-is its own. ``cost_error`` is the relative gap to exact OT (POT's ``emd``) where it runs
+is its own; ``solver_mem_mb`` is how far the solver raised it above the level reached before
+it started (interpreter, libraries and inputs loaded), i.e. the solver's own peak. ``cost_error`` is the relative gap to exact OT (POT's ``emd``) where it runs
 (``n <= 8192``); ``ratio_vs_otlens`` is the time over HiRef's on the same workload and n, in
 the same run. Timings on a shared machine are inflated: compare ratios.
 
     python benchmarks/bench_scale.py --profile quick
+    python benchmarks/bench_scale.py --workloads gaussian-d384 moons-scurve --only-n 1048576 --solvers hiref
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import textwrap
 import pandas as pd
 
 COLUMNS = ["workload", "solver", "time_s", "ratio_vs_otlens", "n_iter", "marginal_error", "cost_error", "converged",
-           "n", "d", "peak_mem_mb", "input_mb", "cost"]
+           "n", "d", "peak_mem_mb", "solver_mem_mb", "input_mb", "cost"]
 
 # (workload, d, cost) -> sizes per profile; exact and dense Sinkhorn only up to their limits
 WORKLOADS = {
@@ -55,6 +57,8 @@ _CHILD = textwrap.dedent(
         x = torch.randn(n, d, generator=g)
         y = torch.rand(n, d, generator=g) * 4 - 1.5
     warnings.simplefilter("ignore")
+    import ot, otlens.hiref, otlens.lowrank, otlens.transport  # imported before the baseline
+    base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # interpreter, libraries, inputs
     out = dict(n_iter=0, converged=True, marginal_error=0.0)
     t = time.perf_counter()
     if solver == "hiref":
@@ -80,6 +84,7 @@ _CHILD = textwrap.dedent(
         out.update(cost=float((P * M).sum()), marginal_error=float(abs(P.sum(1) - a).sum() + abs(P.sum(0) - a).sum()))
     out["time_s"] = time.perf_counter() - t
     out["peak_mem_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["solver_mem_mb"] = out["peak_mem_mb"] - base_mb  # the solver's own rise of the high-water mark
     out["input_mb"] = (x.numel() + y.numel()) * 4 / 2**20
     print("RESULT " + json.dumps(out))
     """
@@ -98,16 +103,26 @@ def measure(workload: str, solver: str, n: int, *, timeout: float = 1800) -> dic
     return json.loads(line[-1][len("RESULT "):])
 
 
-def run(profile: str = "quick") -> pd.DataFrame:
-    """Benchmark table for ``profile`` ("quick" or "full"); columns :data:`COLUMNS`."""
+def run(profile: str = "quick", *, workloads=None, sizes=None, solvers=None) -> pd.DataFrame:
+    """Benchmark table for ``profile`` ("quick" or "full"); columns :data:`COLUMNS`.
+
+    ``workloads`` / ``solvers`` keep only those; ``sizes`` replaces the profile's sizes (e.g. HiRef
+    alone at n = 2^20: ``workloads=["gaussian-d384"], sizes=[2**20], solvers=["hiref"]``).
+    """
     if profile not in PROFILES:
         raise ValueError(f"`profile` must be one of {sorted(PROFILES)}; got {profile!r}")
+    for name, given, known in (("workloads", workloads, WORKLOADS), ("solvers", solvers, SOLVERS)):
+        bad = sorted(set(given or ()) - set(known))
+        if bad:
+            raise ValueError(f"unknown {name} {bad}; expected some of {sorted(known)}")
+    plan = [(w, sz) for w, sz in PROFILES[profile] if not workloads or w in workloads]
+    plan += [(w, []) for w in (workloads or ()) if w not in {p[0] for p in plan}]
     rows = []
-    for workload, sizes in PROFILES[profile]:
+    for workload, profile_sizes in plan:
         spec = WORKLOADS[workload]
-        for n in sizes:
+        for n in (sizes or profile_sizes):
             block = []
-            for solver in SOLVERS:
+            for solver in (solvers or SOLVERS):
                 if n > LIMITS[solver] or (spec["cost"] != "sqeuclidean" and solver in SQEUCLIDEAN_ONLY):
                     continue
                 m = measure(workload, solver, n)
@@ -129,8 +144,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="quick", choices=sorted(PROFILES))
     parser.add_argument("--out", default=None, help="also write the table to this CSV")
+    parser.add_argument("--workloads", nargs="+", default=None, choices=sorted(WORKLOADS),
+                        help="only these workloads (default: the profile's)")
+    parser.add_argument("--only-n", nargs="+", type=int, default=None, help="these sizes instead of the profile's")
+    parser.add_argument("--solvers", nargs="+", default=None, choices=SOLVERS, help="only these solvers")
     args = parser.parse_args(argv)
-    table = run(args.profile)
+    table = run(args.profile, workloads=args.workloads, sizes=args.only_n, solvers=args.solvers)
     with pd.option_context("display.width", 220, "display.max_colwidth", 40):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if args.out:

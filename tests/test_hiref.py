@@ -113,3 +113,37 @@ def test_cuda_matches_cpu(rng):
     gpu = hiref(x, y, dtype=torch.float64, device="cuda", progress=False, warn=False)
     assert _is_permutation(gpu.permutation.cpu(), 2000)
     assert float(gpu.cost) == pytest.approx(float(cpu.cost), rel=0.02)
+
+
+def test_token_cloud_like_pairs_are_kept_together(rng):
+    # adjacent transformer layers: y_i is a small displacement of x_i, so the Monge map is (near)
+    # the identity and every hyperplane cut separates some pairs; the polishing windows re-join them
+    n, d = 1000, 64
+    x = rng.normal(size=(n, d)) / np.sqrt(d)
+    y = x + 0.3 * rng.normal(size=(n, d)) / np.sqrt(d)
+    exact = float(exact_ot(x, y).cost)
+    r = hiref(x, y, progress=False, warn=False)
+    assert _is_permutation(r.permutation, n)
+    assert exact <= float(r.cost) * (1 + 1e-9)
+    assert float(r.cost) <= 1.03 * exact
+    unpolished = float(hiref(x, y, polish=0, progress=False, warn=False).cost)
+    assert float(r.cost) < unpolished  # the polishing rounds do the work here
+
+
+def test_polishing_windows_partition_the_pairs(rng):
+    from otlens.hiref import _polish_windows
+
+    n = 1001
+    x, y = torch.as_tensor(rng.normal(size=(n, 40))), torch.as_tensor(rng.normal(size=(n, 40)))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    win = _polish_windows(x, y, perm, window=64, gen=torch.Generator().manual_seed(1), chunk=256)
+    counts = torch.bincount(win)
+    assert win.shape == (n,) and int(counts.min()) >= 1 and int(counts.max()) <= 64
+    assert int(counts.min()) >= 16  # cuts at quantiles in [1/4, 3/4] never leave a sliver
+
+
+def test_identical_float32_clouds_give_the_identity_with_defaults():
+    # adjacent layers are nearly identical clouds: the splits must keep every point with itself
+    x = torch.tensor(np.random.default_rng(1).normal(size=(3000, 64)), dtype=torch.float32)
+    r = hiref(x, x.clone(), progress=False)
+    assert torch.equal(r.permutation, torch.arange(3000)) and float(r.cost) == 0.0
