@@ -10,9 +10,9 @@ that make the ratios fair:
   the L2 threshold that guarantees L1 ≤ ``tol``. Float32 cannot reach that threshold at
   n ≥ 4,096, so POT's float32 (torch) runs get the iteration count of their float64 twin
   (the same iterates in exact arithmetic) and no threshold;
-- ``cost_error`` is the relative error of ``<P, C>`` against a float64 otlens solve at
-  ``tol = 1e-9``; a solver is ``converged`` only if it returned finite values with
-  ``marginal_error <= tol`` (its own flag is not trusted);
+- ``cost_error`` is the relative error of ``<P, C>`` against a float64 otlens solve (over-relaxed,
+  ``tol = 1e-7`` or 1,500 iterations: see :func:`otlens_reference`); a solver is ``converged``
+  only if it returned finite values with ``marginal_error <= tol`` (its own flag is not trusted);
 - references are **time-boxed**: a probe of a few iterations gives the time per iteration and
   the iteration cap is set to fit the box; a run cut by the box is reported unconverged with
   ``note="time-boxed"``, and a reference skipped altogether says why in ``note``.
@@ -81,13 +81,22 @@ def plan_errors(P: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum())
 
 
-def otlens_reference(x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """Float64 transport costs ``[L]`` at absolute ``eps [L]``, L1 marginal error 1e-9."""
+def otlens_reference(x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor, tol: float = 1e-7,
+                     max_iter: int = 1500) -> torch.Tensor:
+    """Float64 transport costs ``[L]`` at absolute ``eps [L]``, L1 marginal error ``tol``.
+
+    Adjacent layers hold nearly the same cloud, so the plan is nearly a permutation and Sinkhorn
+    converges slowly at small ``eps``: a tolerance of 1e-9 took over 24 minutes for one
+    transition at n = 4,096, reg = 0.01 (1e-7 still needs ~20,000 iterations there). The
+    reference therefore stops at ``tol`` or ``max_iter`` (over-relaxed), whichever comes first;
+    its own marginal error, far below the benchmark's 1e-5, bounds what ``cost_error`` resolves.
+    """
     import otlens
 
     out = []
     for k in range(x.shape[0]):
-        r = otlens.sinkhorn(x[k].double(), y[k].double(), reg=float(eps[k]), tol=1e-9, max_iter=100_000, warn=False)
+        r = otlens.sinkhorn(x[k].double(), y[k].double(), reg=float(eps[k]), tol=tol, max_iter=max_iter,
+                            overrelax=True, warn=False)
         out.append(float(r.cost))
     return torch.tensor(out, dtype=torch.float64)
 
@@ -124,7 +133,8 @@ def timeboxed_loop(problems: list, solve_one: Callable, box_s: float) -> tuple[l
     """Solve ``problems`` one by one until ``box_s`` seconds are spent.
 
     ``solve_one(problem, seconds_left)`` returns a dict (cost, err, n_iter, capped). Returns the
-    results, the total time and a note (``""``, ``"time-boxed"``).
+    results, the total time and a note (``""``, ``"time-boxed"``, or ``"failed: <error>"`` when a
+    solve raised: the loop stops there).
     """
     results, total, note = [], 0.0, ""
     for p in problems:
@@ -134,7 +144,11 @@ def timeboxed_loop(problems: list, solve_one: Callable, box_s: float) -> tuple[l
             break
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            r, t = timed(lambda: solve_one(p, left))
+            try:
+                r, t = timed(lambda: solve_one(p, left))
+            except Exception as exc:  # a reference that crashes (e.g. after an overflow) is reported, not fatal
+                note = f"failed: {type(exc).__name__}: {exc}"[:160]
+                break
         total += t
         results.append(r)
         if r.get("capped"):
