@@ -166,8 +166,21 @@ def iteration_cap(run_k: Callable[[int], Any], seconds: float, max_iter: int, pr
 
 
 def finish(rows: list[dict], base_solver: str) -> list[dict]:
-    """Add ``ratio_vs_otlens`` (time / the ``base_solver`` row's time) to rows of one workload."""
-    base = next((r["time_s"] for r in rows if r["solver"] == base_solver), float("nan"))
+    """Add ``ratio_vs_otlens`` (time / the ``base_solver`` row's time) to rows of one workload.
+
+    A reference stopped early (time-boxed or capped) has a time that is not a time to the
+    tolerance, so its ratio says little. Such rows (iterative ones with ``per_iter_s``) also get
+    ``projected_s``: their time per iteration times the iterations otlens needed, a *lower
+    bound* on their time to the tolerance whenever they need at least as many iterations as
+    otlens (plain Sinkhorn, without eps-scaling or over-relaxation, needs more), and
+    ``projected_ratio`` = ``projected_s`` over otlens's time.
+    """
+    base_row = next((r for r in rows if r["solver"] == base_solver), None)
+    base = base_row["time_s"] if base_row else float("nan")
     for r in rows:
         r["ratio_vs_otlens"] = r["time_s"] / base if base and math.isfinite(r["time_s"]) else float("nan")
+        per_iter = r.get("per_iter_s", float("nan"))
+        if base_row and r is not base_row and not r["converged"] and per_iter == per_iter and per_iter > 0:
+            r["projected_s"] = per_iter * base_row["total_iter"]
+            r["projected_ratio"] = r["projected_s"] / base
     return rows

@@ -7,9 +7,10 @@ cost_error, converged. The driver concatenates them, prints the table and writes
 workload, same inputs and same L1 marginal-error tolerance, measured in the same run (so a
 busy machine slows both). The fairness rules are in ``benchmarks/common.py``.
 
-    python benchmarks/run.py                      # full profile (up to ~45 min on 2 cores)
+    python benchmarks/run.py                      # full profile (about 2 hours on 2 cores)
     python benchmarks/run.py --profile quick      # a few minutes
-    python benchmarks/run.py --profile target --only sinkhorn   # the issue's target workload
+    python benchmarks/run.py --profile target --only sinkhorn   # the issue's target workload  (~18 min)
+    python benchmarks/run.py --profile target --only scale      # HiRef at 2^20, moons at 8,192 (~25 min)
     python benchmarks/run.py --device cuda        # adds otlens-on-CUDA rows
 """
 
@@ -38,6 +39,27 @@ def modules() -> dict[str, str]:
     return {p.stem.removeprefix("bench_"): p.stem for p in sorted(HERE.glob("bench_*.py"))}
 
 
+def kept_rows(out: Path, names) -> list:
+    """The rows of ``out`` from benchmarks other than ``names``: ``--only`` refreshes its part of the table."""
+    if not out.exists():
+        return []
+    old = pd.read_csv(out)
+    return [old[~old["benchmark"].isin(list(names))]] if "benchmark" in old.columns else []
+
+
+def write(out: Path, tables: list) -> None:
+    """Write the concatenated ``tables`` to ``out`` atomically (temporary file, then rename)."""
+    table = pd.concat(tables, ignore_index=True)
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise SystemExit(f"benchmark rows lack the columns {missing}")
+    table = table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(out)
+
+
 def main(argv=None) -> int:
     found = modules()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -53,6 +75,13 @@ def main(argv=None) -> int:
     machine = machine_bound()
     print(f"machine: {torch.get_num_threads()} torch threads, float32 exp {machine['exp_per_s'] / 1e9:.2f} G/s, "
           f"read bandwidth {machine['read_bytes_per_s'] / 1e9:.1f} GB/s", flush=True)
+    if args.out:
+        out = Path(args.out)
+    else:
+        from otlens.config import results_dir
+
+        out = results_dir() / "benchmarks.csv"
+    kept = kept_rows(out, args.only or sorted(found))
     tables = []
     for name in args.only or sorted(found):
         mod = importlib.import_module(found[name])
@@ -67,22 +96,13 @@ def main(argv=None) -> int:
         print(f"[{name}] {len(df)} rows in {time.perf_counter() - t:.0f} s", flush=True)
         if len(df):
             tables.append(df.assign(benchmark=name, profile=args.profile))
+            write(out, kept + tables)  # after every benchmark: a later crash loses only its own rows
     if not tables:
         print("no rows")
         return 1
     table = pd.concat(tables, ignore_index=True)
-    missing = [c for c in COLUMNS if c not in table.columns]
-    if missing:
-        raise SystemExit(f"benchmark rows lack the columns {missing}")
     table = table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
-    if args.out:
-        out = Path(args.out)
-    else:
-        from otlens.config import results_dir
-
-        out = results_dir() / "benchmarks.csv"
-    table.to_csv(out, index=False)
-    shown = [c for c in COLUMNS + ["note"] if c in table.columns]
+    shown = [c for c in COLUMNS + ["per_iter_s", "projected_ratio", "note"] if c in table.columns]
     with pd.option_context("display.width", 250, "display.max_colwidth", 60, "display.max_rows", 500):
         for workload, part in table.groupby("workload", sort=False):
             print(f"\n{workload}")

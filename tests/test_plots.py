@@ -258,3 +258,19 @@ def test_returned_figures_are_detached_from_pyplot(frame):
     assert plot_layer_heatmap(np.eye(3), ax=ax) is fig
     assert plt.get_fignums() == [fig.number]
     plt.close(fig)
+
+
+def test_plot_scaling_uses_the_solvers_own_memory_and_clips_zero():
+    df = pd.DataFrame(dict(solver=["hiref", "hiref", "pot-emd", "pot-emd"], n=[256, 1024, 256, 1024],
+                           time_s=[0.1, 0.4, 0.2, 3.0], peak_mem_mb=[400.0, 410.0, 420.0, 500.0],
+                           solver_mem_mb=[0.0, 2.0, 5.0, 80.0]))
+    fig = plots.plot_scaling(df)
+    ax_t, ax_m = fig.axes[:2]
+    assert ax_t.get_xscale() == ax_t.get_yscale() == ax_m.get_yscale() == "log"
+    assert "own" in ax_m.get_ylabel()
+    mem = sorted(v for line in ax_m.get_lines() for v in line.get_ydata())
+    assert mem[0] == 1.0 and mem[-1] == 80.0  # 0 drawn at 1 MiB; the process peak is not drawn
+    fig = plots.plot_scaling(df.drop(columns="solver_mem_mb"))
+    assert max(v for line in fig.axes[1].get_lines() for v in line.get_ydata()) == 500.0
+    with pytest.raises(ValueError, match="memory"):
+        plots.plot_scaling(df, memory="rss")

@@ -879,17 +879,25 @@ __all__ += ["plot_loss_curve", "plot_checkpoint_heatmap", "plot_over_training", 
 
 
 # --------------------------------------------------------------------------- OT at scale (chapter 4)
-def plot_scaling(df: pd.DataFrame, *, title: str | None = None) -> Figure:
-    """Time and peak memory against the number of points, one line per solver, log-log.
+def plot_scaling(df: pd.DataFrame, *, memory: str | None = None, title: str | None = None) -> Figure:
+    """Time and memory against the number of points, one line per solver, log-log.
 
-    ``df`` has columns ``solver``, ``n``, ``time_s`` and ``peak_mem_mb`` (one row per solver
-    and size, e.g. from ``benchmarks/bench_scale.py``). Returns one figure with two panels.
+    ``df`` has columns ``solver``, ``n``, ``time_s`` and the ``memory`` column (one row per
+    solver and size, e.g. from ``benchmarks/bench_scale.py``). ``memory`` defaults to
+    ``solver_mem_mb`` (the solver's own rise of the process's peak memory) when ``df`` has it,
+    else ``peak_mem_mb`` (the whole process: interpreter, libraries and inputs included). Values
+    below 1 MiB are drawn at 1 MiB (a log axis has no 0). Returns one figure with two panels.
     """
-    data = _prepare(df, metric=None, columns=["solver", "n", "time_s", "peak_mem_mb"])
+    if memory is None:
+        memory = "solver_mem_mb" if "solver_mem_mb" in getattr(df, "columns", ()) else "peak_mem_mb"
+    check_choice(memory, "memory", ("solver_mem_mb", "peak_mem_mb"))
+    data = _prepare(df, metric=None, columns=["solver", "n", "time_s", memory])
     data = data.rename(columns={COLUMN_LABELS.get("solver", "solver"): "solver"})
+    data[memory] = data[memory].clip(lower=1.0)
+    mem_label = "solver's own peak memory (MiB)" if memory == "solver_mem_mb" else "process peak memory (MiB)"
     with plot_style():
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-        for ax, col, label in [(axes[0], "time_s", "time (s)"), (axes[1], "peak_mem_mb", "peak memory (MiB)")]:
+        for ax, col, label in [(axes[0], "time_s", "time (s)"), (axes[1], memory, mem_label)]:
             sns.lineplot(data=data, x="n", y=col, hue="solver", style="solver", markers=True, dashes=False,
                          hue_order=sorted(data.solver.unique()), ax=ax, errorbar=None)
             ax.set(xscale="log", yscale="log", xlabel="points per cloud n", ylabel=label)
