@@ -132,3 +132,32 @@ def test_markdown_lists_every_claim_with_its_chapter_link(tmp_path):
     assert text.count("**reproduced**") == 2 * 3  # three chapter-1 claims, in the summary and the details
     with pytest.raises(ValueError, match="lacks the columns"):
         reproduction_markdown(table.drop(columns="verdict"))
+
+
+def test_hiref_claim_reads_the_benchmark_table_own_then_recorded(tmp_path, monkeypatch):
+    """HiRef at 2^20 comes from results/benchmarks.csv, else from the repository's recorded table."""
+    from otlens import reproduction
+
+    ch4 = pd.DataFrame([dict(experiment="depth_at_scale", model="m", trained=True, method="hiref", layer=0, seed=0,
+                             metric="w2_squared", value=1.0, n_samples=1024)])
+    ch4.to_csv(tmp_path / "04_ot_at_scale.csv", index=False)
+    claims = _claims("04_ot_at_scale")
+    root = tmp_path / "project"
+    (root / "benchmarks").mkdir(parents=True)
+    monkeypatch.setattr("otlens.runner.project_root", lambda *a: root)
+
+    def hiref_row(**kw):
+        table = reproduction_table(tmp_path, claims=claims, **kw)
+        return table[table.ours_same_method.str.contains("bijection")].iloc[0]
+
+    assert hiref_row().verdict == "partly reproduced"  # 1,024 points in this run, no benchmarks anywhere
+    pd.DataFrame(dict(solver=["hiref"], n=[2**20], time_s=[433.0])).to_csv(root / reproduction.RECORDED_BENCHMARKS,
+                                                                            index=False)
+    row = hiref_row()
+    assert row.verdict == "reproduced" and "1,048,576 (recorded benchmarks)" in row.ours_same_method
+    assert hiref_row(benchmarks=None).verdict == "partly reproduced"
+    pd.DataFrame(dict(solver=["hiref"], n=[2**16])).to_csv(tmp_path / "benchmarks.csv", index=False)
+    row = hiref_row()  # this run's own benchmarks come first
+    assert row.verdict == "partly reproduced" and "65,536 (benchmarks)" in row.ours_same_method
+    with pytest.raises(FileNotFoundError, match="benchmarks"):
+        reproduction_table(tmp_path, benchmarks=tmp_path / "none.csv")
