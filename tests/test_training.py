@@ -213,3 +213,27 @@ def test_training_plots_draw_one_figure_each():
         plots.plot_over_training(df, metrics="ot_divergence")
     with pytest.raises(ValueError, match="no rows"):
         plots.plot_checkpoint_heatmap(df, metric="nope")
+
+
+def test_information_summary_per_layer():
+    from otlens.training import information_summary
+
+    steps = [0, 10, 20, 30]
+    val = pd.Series([4.0, 3.0, 2.5, 2.0], index=steps)
+    rows = []
+    for layer, mi_xz, ratio in [(0, [1.0, 3.0, 2.5, 2.0], [0.1, 0.2, 0.3, 0.4]),  # compresses after step 10
+                                (1, [1.0, 2.0, 3.0, 4.0], [0.4, 0.3, 0.2, 0.1])]:  # keeps growing
+        for s, xz, r, yz in zip(steps, mi_xz, ratio, [0.5, 0.6, 0.8, 1.1]):
+            rows += [dict(layer=layer, step=s, metric=m, value=v)
+                     for m, v in (("mi_xz", xz), ("mi_yz", yz), ("compression_ratio", r))]
+    rows.append(dict(layer=-1, step=0, metric="mi_xz", value=99.0))  # not a layer: ignored
+    out = information_summary(pd.DataFrame(rows), val)
+    assert list(out.index) == [0, 1]
+    assert out.loc[0, "mi_xz_peak_step"] == 10 and out.loc[0, "mi_xz_drop_after_peak"] == pytest.approx(1.0)
+    assert out.loc[1, "mi_xz_peak_step"] == 30 and out.loc[1, "mi_xz_drop_after_peak"] == 0.0
+    assert out.mi_yz_gain.tolist() == pytest.approx([0.6, 0.6])
+    assert out.spearman_ratio_vs_loss.tolist() == pytest.approx([-1.0, 1.0])
+    with pytest.raises(ValueError, match="columns"):
+        information_summary(pd.DataFrame(rows).drop(columns="metric"), val)
+    with pytest.raises(ValueError, match="information-plane"):
+        information_summary(pd.DataFrame(rows)[lambda d: d.metric != "mi_yz"], val)

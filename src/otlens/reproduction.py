@@ -241,15 +241,13 @@ def _compression(df: pd.DataFrame) -> dict[str, str]:
     info = df[(df.experiment == "information_plane") & (df.layer >= 0)]
     if info.empty:
         return dict(ours_same_method="no information-plane rows", ours_corrected="—", verdict=MISSING)
+    from .training import information_summary
+
     model = info.model.iloc[0]
     val = df[(df.metric == "val_loss") & (df.model == model)].groupby("step").value.mean()
-    planes = info.pivot_table(index=["layer", "step"], columns="metric", values="value").reset_index()
-    planes["val_loss"] = planes.step.map(val)
-    drops, corrs = {}, {}
-    for layer, g in planes.groupby("layer"):
-        g = g.sort_values("step")
-        drops[int(layer)] = float(g.mi_xz.max() - g.mi_xz.iloc[-1])
-        corrs[int(layer)] = float(g[["compression_ratio", "val_loss"]].corr(method="spearman").iloc[0, 1])
+    per_layer = information_summary(info, val)
+    drops = per_layer.mi_xz_drop_after_peak.to_dict()
+    corrs = per_layer.spearman_ratio_vs_loss.to_dict()
     compress = [k for k, v in drops.items() if v > 0]
     linked = [k for k, v in corrs.items() if v < 0]
     same = (f"I(X;Z) falls after its peak in {len(compress)} of {len(drops)} layers (largest drop "

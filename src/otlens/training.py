@@ -71,6 +71,7 @@ __all__ = [
     "checkpoint_study",
     "shape_over_training",
     "shape_onset",
+    "information_summary",
     "valley_stats",
     "checkpoint_hashes",
 ]
@@ -662,4 +663,38 @@ def shape_onset(shapes: pd.DataFrame) -> dict[str, Any]:
     out.update(at(first_from(g["dist_final"] <= g["dist_final"].iloc[0] / 2), "shape"))
     drops = -g["dist_final"].diff()
     out.update(at(int(drops.idxmax()) if len(g) > 1 and drops.max() > 0 else None, "jump"))
+    return out
+
+
+def information_summary(info: pd.DataFrame, val_loss: pd.Series) -> pd.DataFrame:
+    """Per layer, how its information plane moved over training.
+
+    ``info`` holds information-plane rows (columns ``layer``, ``step``, ``metric`` with
+    ``mi_xz``, ``mi_yz`` and ``compression_ratio``, ``value``; layers < 0 are ignored) and
+    ``val_loss`` the validation loss by step (:meth:`TrainingRun.val_loss`). Returns one row per
+    layer: ``mi_xz_peak_step`` (the checkpoint where I(X; Z) peaks), ``mi_xz_drop_after_peak``
+    (its peak minus its last value: > 0 means the layer compressed), ``mi_yz_gain`` (last minus
+    first I(Y; Z)) and ``spearman_ratio_vs_loss`` (rank correlation, across checkpoints, of the
+    compression ratio with the validation loss: < 0 means better compression, lower loss).
+    """
+    needed = {"layer", "step", "metric", "value"} - set(info.columns)
+    if needed:
+        raise ValueError(f"`info` lacks the columns {sorted(needed)}")
+    planes = info[info.layer >= 0].pivot_table(index=["layer", "step"], columns="metric", values="value")
+    missing = {"mi_xz", "mi_yz", "compression_ratio"} - set(planes.columns)
+    if planes.empty or missing:
+        raise ValueError(f"`info` has no information-plane rows with {sorted(missing) or 'layers >= 0'}")
+    planes = planes.reset_index()
+    planes["val_loss"] = planes.step.map(val_loss)
+    rows = {}
+    for layer, g in planes.groupby("layer"):
+        g = g.sort_values("step")
+        rows[int(layer)] = {
+            "mi_xz_peak_step": int(g.step.iloc[int(g.mi_xz.to_numpy().argmax())]),
+            "mi_xz_drop_after_peak": float(g.mi_xz.max() - g.mi_xz.iloc[-1]),
+            "mi_yz_gain": float(g.mi_yz.iloc[-1] - g.mi_yz.iloc[0]),
+            "spearman_ratio_vs_loss": float(g[["compression_ratio", "val_loss"]].corr(method="spearman").iloc[0, 1]),
+        }
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "layer"
     return out
