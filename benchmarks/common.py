@@ -180,7 +180,7 @@ def finish(rows: list[dict], base_solver: str) -> list[dict]:
     for r in rows:
         r["ratio_vs_otlens"] = r["time_s"] / base if base and math.isfinite(r["time_s"]) else float("nan")
         per_iter = r.get("per_iter_s", float("nan"))
-        if base_row and r is not base_row and not r["converged"] and per_iter == per_iter and per_iter > 0:
+        if base_row and r is not base_row and not r["converged"] and math.isfinite(per_iter) and per_iter > 0:
             r["projected_s"] = per_iter * base_row["total_iter"]
             r["projected_ratio"] = r["projected_s"] / base
     return rows

@@ -47,13 +47,18 @@ def kept_rows(out: Path, names) -> list:
     return [old[~old["benchmark"].isin(list(names))]] if "benchmark" in old.columns else []
 
 
-def write(out: Path, tables: list) -> None:
-    """Write the concatenated ``tables`` to ``out`` atomically (temporary file, then rename)."""
+def ordered(tables: list) -> pd.DataFrame:
+    """``tables`` concatenated, the :data:`COLUMNS` first; exits if some are missing."""
     table = pd.concat(tables, ignore_index=True)
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise SystemExit(f"benchmark rows lack the columns {missing}")
-    table = table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
+    return table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
+
+
+def write(out: Path, tables: list) -> None:
+    """Write the concatenated ``tables`` to ``out`` atomically (temporary file, then rename)."""
+    table = ordered(tables)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     table.to_csv(tmp, index=False)
@@ -100,8 +105,7 @@ def main(argv=None) -> int:
     if not tables:
         print("no rows")
         return 1
-    table = pd.concat(tables, ignore_index=True)
-    table = table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
+    table = ordered(tables)
     shown = [c for c in COLUMNS + ["per_iter_s", "projected_ratio", "note"] if c in table.columns]
     with pd.option_context("display.width", 250, "display.max_colwidth", 60, "display.max_rows", 500):
         for workload, part in table.groupby("workload", sort=False):
