@@ -238,9 +238,10 @@ def test_unnormalised_divergence_recovers_the_shifts(stack):
 
 def test_published_is_blind_to_translations(stack):
     # Per-layer PCA centres each layer, so a translation leaves the two clouds identical and
-    # every transition costs the same (the entropic bias of a cloud with itself).
-    df = adjacent_profile(stack, method="published", n_samples=30, progress=False)
-    assert_allclose(df.value, df.value.iloc[0], rtol=1e-4)
+    # every transition costs the same (the entropic bias of a cloud with itself). Solved tightly:
+    # at the default float32 tol (1e-5) the four solves agree only to ~4e-4 (and err by ~2e-3).
+    df = adjacent_profile(stack, method="published", n_samples=30, progress=False, **TIGHT)
+    assert_allclose(df.value, df.value.iloc[0], rtol=1e-7)
 
 
 def test_same_seed_same_values_different_seed_different_sample(stack):

@@ -129,7 +129,7 @@ def test_batched_equals_one_at_a_time(rng):
     Y = rng.uniform(size=(B, 30, 3)) * np.arange(1, B + 1)[:, None, None] * 0.5  # different scales
     r = sinkhorn(X, Y, reg=0.1, tol=1e-9, max_iter=20_000)
     singles = [float(sinkhorn(X[k], Y[k], reg=0.1, tol=1e-9, max_iter=20_000).cost) for k in range(B)]
-    assert_allclose(r.cost.numpy(), singles, rtol=1e-6)
+    assert_allclose(r.cost.numpy(), singles, rtol=1e-12)  # the same operations per problem
     # the problems are genuinely different, so this is not trivially true
     assert np.ptp(singles) > 0.1
 
@@ -402,15 +402,39 @@ def test_float32_matches_pot_float64_at_small_reg(rng, reg):
 
 
 @pytest.mark.parametrize("mode", ["auto", "log"])
-def test_overrelaxed_sinkhorn_matches_pot(rng, mode):
-    """Over-relaxation changes the path, not the fixed point: same cost, both marginals within tol."""
+@pytest.mark.parametrize("anderson", [0, 3, 8])
+def test_anderson_changes_the_path_not_the_solution(rng, mode, anderson):
+    """Accelerated or not, the plan is POT's: same cost, both marginals within tol."""
     x, y = clouds(rng, 120, 90, 2)
-    r = sinkhorn(x, y, reg=0.01, tol=1e-9, max_iter=20_000, overrelax=True, mode=mode, return_plan=True)
+    r = sinkhorn(x, y, reg=0.01, tol=1e-9, max_iter=20_000, anderson=anderson, mode=mode, return_plan=True)
     assert r.converged
     P = r.plan.numpy()
     err = np.abs(P.sum(1) - 1 / 120).sum() + np.abs(P.sum(0) - 1 / 90).sum()
     assert err < 1e-9
     assert_allclose(float(r.cost), pot_sinkhorn(x, y, 0.01), rtol=1e-6)
+
+
+def test_anderson_accelerates_near_permutation_plans(rng):
+    """Two nearby clouds at a small reg (the adjacent-layer regime), where plain Sinkhorn crawls."""
+    x = rng.normal(size=(400, 8))
+    y = x + 0.3 * rng.normal(size=x.shape)
+    kw = dict(reg=0.01, relative_reg=True, max_iter=3000, warn=False)
+    plain = sinkhorn(x.astype(np.float32), y.astype(np.float32), anderson=0, **kw)
+    fast = {dt: sinkhorn(x.astype(dt), y.astype(dt), return_plan=True, **kw) for dt in (np.float32, np.float64)}
+    assert fast[np.float32].converged and fast[np.float64].converged
+    assert not plain.converged or plain.n_iter > 3 * fast[np.float32].n_iter
+    P = fast[np.float64].plan.numpy()
+    assert np.abs(P.sum(1) - 1 / 400).sum() + np.abs(P.sum(0) - 1 / 400).sum() < 1e-6
+    assert_allclose(float(fast[np.float32].cost), float(fast[np.float64].cost), rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["auto", "log"])
+def test_anderson_in_the_debiased_divergence(rng, mode):
+    """The symmetric self-terms are accelerated too: the divergence does not change."""
+    x, y = clouds(rng, 80, 70, 3)
+    kw = dict(reg=0.02, tol=1e-10, max_iter=20_000, mode=mode)
+    assert_allclose(float(sinkhorn_divergence(x, y, anderson=8, **kw)),
+                    float(sinkhorn_divergence(x, y, anderson=0, **kw)), rtol=1e-8)
 
 
 # --- solve dispatcher -----------------------------------------------------------------------------
@@ -489,7 +513,8 @@ def test_bad_settings_raise_naming_argument(rng, fn):
         (dict(reg=0.1, tol=0.0), "`tol`"),
         (dict(reg=0.1, eps_scaling=1.0), "`eps_scaling`"),
         (dict(reg=0.1, mode="fast"), "`mode`"),
-        (dict(reg=0.1, overrelax="yes"), "`overrelax`"),
+        (dict(reg=0.1, anderson=-1), "`anderson`"),
+        (dict(reg=0.1, anderson=2.5), "`anderson`"),
         (dict(reg=0.1, chunk_size=0), "`chunk_size`"),
     ]:
         with pytest.raises(ValueError, match=name):

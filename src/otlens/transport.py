@@ -167,14 +167,38 @@ def sq_euclidean_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- sinkhorn
-def _eps_schedule(cmax: torch.Tensor, reg: torch.Tensor, ratio: float | None) -> list[torch.Tensor]:
-    """Geometric schedule from the cost's scale down to ``reg`` (per problem), ending at ``reg``."""
+def _eps_schedule(cmax: torch.Tensor, reg: torch.Tensor, ratio: float | None) -> list[tuple]:
+    """Geometric schedules from each problem's cost scale down to its ``reg``: ``[(eps [B], frozen [B] or None)]``.
+
+    Each problem runs its own schedule, aligned on the final stage (``eps = reg``, ``frozen``
+    None): a problem that needs fewer stages than the batch's longest waits, frozen, through
+    the first ones, so a batch gives every problem exactly the stages it gets alone.
+    """
     if ratio is None:
-        return [reg]
+        return [(reg, None)]
     start = torch.maximum(cmax, reg)
-    n_stages = int(torch.ceil(torch.log(start / reg).max() / -math.log(ratio)).item())
-    steps = [torch.maximum(start * ratio**k, reg) for k in range(n_stages)]
-    return steps + [reg]
+    counts = torch.ceil(torch.log(start / reg) / -math.log(ratio)).long()  # stages per problem
+    N = int(counts.max())
+    stages = []
+    for k in range(N):
+        j = k - (N - counts)  # the problem's own stage index; < 0: not started yet
+        eps = torch.maximum(start * torch.pow(ratio, j.clamp_min(0).to(start.dtype)), reg)
+        stages.append((eps, j < 0))
+    return stages + [(reg, None)]
+
+
+def _exp_floor(dtype: torch.dtype) -> float:
+    """Arguments below this are clamped before ``exp``: their exponentials are negligible (at most
+    ``e^8`` times the dtype's smallest normal number) and they would send the vectorised ``exp``
+    into its slow underflow path (10-14x slower on a CPU, measured on float32 and float64)."""
+    return math.log(torch.finfo(dtype).tiny) + 8.0
+
+
+def _lse_(Z: torch.Tensor, dim: int) -> torch.Tensor:
+    """Log-sum-exp of ``Z`` along ``dim``, overwriting ``Z`` (a temporary) on the way."""
+    mx = Z.amax(dim, keepdim=True)
+    out = Z.sub_(mx).clamp_min_(_exp_floor(Z.dtype)).exp_().sum(dim).log_()
+    return out.add_(mx.squeeze(dim))
 
 
 class _DenseCost:
@@ -193,12 +217,25 @@ class _DenseCost:
         return self._C_e
 
     def lse_rows(self, h: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """``[B, n]``: :math:`\\log\\sum_j \\exp(h_j - C_{ij}/\\varepsilon)`."""
-        return torch.logsumexp(h[:, None, :] - self._scaled(eps), dim=2)
+        """``[B, n]``: :math:`\\log\\sum_j \\exp(h_j - C_{ij}/\\varepsilon)`, block by block."""
+        Ce = self._scaled(eps)
+        out = torch.empty(self.shape[:2], dtype=h.dtype, device=h.device)
+        for sl in self._row_blocks():
+            out[:, sl] = _lse_(torch.sub(h[:, None, :], Ce[:, sl]), dim=2)
+        return out
 
     def lse_cols(self, h: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """``[B, m]``: :math:`\\log\\sum_i \\exp(h_i - C_{ij}/\\varepsilon)`."""
-        return torch.logsumexp(h[:, :, None] - self._scaled(eps), dim=1)
+        """``[B, m]``: :math:`\\log\\sum_i \\exp(h_i - C_{ij}/\\varepsilon)`, an online log-sum-exp over row blocks."""
+        Ce = self._scaled(eps)
+        M = torch.full((self.shape[0], self.shape[2]), -math.inf, dtype=h.dtype, device=h.device)
+        S = torch.zeros_like(M)
+        floor = _exp_floor(h.dtype)
+        for sl in self._row_blocks():
+            Z = torch.sub(h[:, sl, None], Ce[:, sl])  # [B, r, m]
+            M_new = torch.maximum(M, Z.amax(1))
+            S = S * (M - M_new).exp() + Z.sub_(M_new[:, None, :]).clamp_min_(floor).exp_().sum(1)
+            M = M_new
+        return S.log_().add_(M)
 
     def amax(self) -> torch.Tensor:
         return self.C.amax(dim=(1, 2))
@@ -206,11 +243,44 @@ class _DenseCost:
     def mean(self) -> torch.Tensor:
         return self.C.mean(dim=(1, 2))
 
-    def plan_cost(self, log_a, log_b, f, g, eps) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(<P, C>, P)`` for the plan :math:`P = a\\otimes b\\, e^{(f + g - C)/\\varepsilon}`."""
-        log_w = log_a[:, :, None] + log_b[:, None, :]
-        P = torch.exp(log_w + (f[:, :, None] + g[:, None, :] - self.C) / eps[:, None, None])
-        return (P * self.C).sum(dim=(1, 2)), P
+    def _row_blocks(self):
+        """Slices of rows whose ``[B, rows, m]`` block takes about ``_BLOCK_BYTES`` (cache-sized)."""
+        B, n, m = self.shape
+        block = _BLOCK_BYTES if self.C.device.type == "cpu" else 2**28  # a GPU wants few, large launches
+        rows = max(1, block // (m * self.C.element_size()))  # not of B: the same blocks batched or alone
+        return [slice(i, i + rows) for i in range(0, n, rows)]
+
+    def kernel(self, f, g, eps, problems=None) -> torch.Tensor:
+        r""":math:`K = e^{(f + g - C)/\varepsilon}` ``[B, n, m]``, written into one reused buffer.
+
+        Block by block, in place: one pass over ``C`` and none over temporaries (a fresh
+        ``n × m`` tensor per operation cost more than the exponentials: page faults). With
+        ``problems`` (indices), only those problems' kernels are rewritten.
+        """
+        if getattr(self, "_K", None) is None:
+            self._K = torch.empty_like(self.C)
+        for i in range(self.shape[0]) if problems is None else problems:
+            r = 1.0 / eps[i]
+            for sl in self._row_blocks():
+                Kb = self._K[i, sl]
+                torch.sub(f[i, sl, None], self.C[i, sl], out=Kb)
+                Kb.add_(g[i, None, :]).mul_(r).clamp_min_(_exp_floor(Kb.dtype)).exp_()
+        return self._K
+
+    def plan_cost(self, log_a, log_b, f, g, eps, plan=False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        r"""``(<P, C>, P or None)`` for the plan :math:`P = a\otimes b\, e^{(f + g - C)/\varepsilon}`."""
+        e = eps[:, None, None]
+        if plan:
+            log_w = log_a[:, :, None] + log_b[:, None, :]
+            P = torch.exp(log_w + (f[:, :, None] + g[:, None, :] - self.C) / e)
+            return (P * self.C).sum(dim=(1, 2)), P
+        total = torch.zeros_like(eps)
+        fa, gb = f + e[:, :, 0] * log_a, g + e[:, :, 0] * log_b  # a and b absorbed in the potentials
+        for sl in self._row_blocks():
+            Cb = self.C[:, sl]
+            Pb = torch.sub(fa[:, sl, None], Cb).add_(gb[:, None, :]).div_(e).clamp_min_(_exp_floor(Cb.dtype)).exp_()
+            total += Pb.mul_(Cb).sum(dim=(1, 2))
+        return total, None
 
 
 class _ChunkedCost:
@@ -245,7 +315,7 @@ class _ChunkedCost:
         e = eps[:, None, None]
         out = torch.empty(h.shape[0], self.shape[1 if rows else 2], dtype=h.dtype, device=h.device)
         for sl, Cb in self._blocks(rows):
-            out[:, sl] = torch.logsumexp(h[:, None, :] - Cb / e, dim=2)
+            out[:, sl] = _lse_(Cb.div_(-e).add_(h[:, None, :]), dim=2)
         return out
 
     def lse_rows(self, h, eps):
@@ -261,7 +331,7 @@ class _ChunkedCost:
         # mean_ij |x_i - y_j|^2 = mean |x|^2 + mean |y|^2 - 2 <mean x, mean y>, no matrix needed
         return self.x2.mean(1) + self.y2.mean(1) - 2 * (self.x.mean(1) * self.y.mean(1)).sum(-1)
 
-    def plan_cost(self, log_a, log_b, f, g, eps):
+    def plan_cost(self, log_a, log_b, f, g, eps, plan=False):
         e = eps[:, None, None]
         total = torch.zeros(self.shape[0], dtype=f.dtype, device=f.device)
         for sl, Cb in self._blocks():
@@ -270,152 +340,184 @@ class _ChunkedCost:
         return total, None
 
 
-class _Relaxation:
-    r"""Adaptive over-relaxation of the final stage :cite:`thibault:21` (one :math:`\omega` per problem).
+class _Anderson:
+    r"""Anderson acceleration (type II) of the final stage's fixed-point map, one per problem.
 
-    An over-relaxed half-step moves a potential past its Sinkhorn update,
-    :math:`f \leftarrow (1-\omega) f + \omega\, T(g)` (in the kernel domain
-    :math:`u \leftarrow u^{1-\omega} (a / Kv)^{\omega}`), :math:`1 \le \omega < 2`. When plain
-    Sinkhorn contracts the error by a factor :math:`r` per iteration, the best fixed
-    :math:`\omega` is :math:`2 / (1 + \sqrt{1 - r})` (Young's SOR theory), which brings the
-    rate down to about :math:`\omega - 1`. :math:`r` is measured on iterations
-    ``WINDOW..2*WINDOW`` with :math:`\omega = 1`; a problem whose error later grows above four
-    times its best (the switch has a transient) returns to :math:`\omega = 1` for good, so the
-    iteration stays the convergent one.
+    Sinkhorn is a fixed-point iteration :math:`x \leftarrow \Phi(x)` on the scaled row
+    potential :math:`x = f/\varepsilon` (in the kernel domain, :math:`\log u`). When the plan is
+    nearly a permutation its linear rate is so close to 1 that the iteration looks sub-linear.
+    Anderson acceleration :cite:`anderson:65,walker:11` keeps the last ``depth`` differences of
+    iterates :math:`\Delta X` and of residuals :math:`\Delta R` (:math:`r = \Phi(x) - x`),
+    solves the small least-squares problem :math:`\gamma = \arg\min \lVert r - \Delta R\,\gamma
+    \rVert` per problem, and steps to :math:`\Phi(x) - (\Delta X + \Delta R)\gamma`. Each step
+    costs :math:`O(n \cdot \text{depth})`, nothing next to the two matrix-vector products.
+    Safeguards, per problem: a step that is not finite or moves any coordinate by more than
+    ``MAX_STEP`` beyond the plain update is replaced by the plain update, and the history is
+    cleared whenever the marginal error rises above ``RESTART`` times its best since the last
+    clearing (plain Sinkhorn is the convergent fallback).
+
+    Measured on MiniLM's adjacent-layer clouds (n = 4,096, float32, reg = 0.01 × mean cost,
+    tol 1e-5): 55–253 final-stage iterations per transition with depth 8, against 1,430 to
+    more than 10,000 with adaptive over-relaxation.
     """
 
-    WINDOW = 10
-    OMEGA_MAX = 1.9
+    MAX_STEP = 10.0
+    RESTART = 10.0
+    LAM = 1e-3
 
-    def __init__(self, enabled: bool, like: torch.Tensor) -> None:
-        self.enabled = enabled
-        self.omega = torch.ones_like(like)
-        self.active = False  # any omega != 1
-        self._err0 = self._best = None
-        self._safe = torch.ones_like(like, dtype=torch.bool)
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.dX: list[torch.Tensor] = []
+        self.dR: list[torch.Tensor] = []
+        self.x = self.r = self.best = None
 
-    def update(self, step: int, err: torch.Tensor) -> None:
-        if not self.enabled:
-            return
-        if step == self.WINDOW:
-            self._err0 = err
-        elif step == 2 * self.WINDOW:
-            r = (err / self._err0).clamp(0.0, 1.0).pow(1.0 / self.WINDOW).nan_to_num(1.0)
-            self.omega = (2.0 / (1.0 + (1.0 - r).clamp_min(0.0).sqrt())).clamp(1.0, self.OMEGA_MAX)
-            self._best, self.active = err, True
-        elif step > 2 * self.WINDOW and self.active:
-            self._safe &= err <= 4.0 * self._best
-            self._best = torch.minimum(self._best, err)
-            self.omega = torch.where(self._safe, self.omega, torch.ones_like(self.omega))
+    def shift(self, s: torch.Tensor) -> None:
+        """The coordinates moved by ``-s`` (potentials re-absorbed into the kernel)."""
+        if self.x is not None:
+            self.x = self.x - s
+
+    def step(self, x: torch.Tensor, fx: torch.Tensor, err: torch.Tensor) -> torch.Tensor:
+        """Next iterate from the current one ``x [B, n]``, its image ``fx`` and its marginal error ``err [B]``."""
+        if self.depth == 0:
+            return fx
+        r = fx - x
+        self.best = err if self.best is None else torch.minimum(self.best, err)
+        if self.x is not None:
+            self.dX.append(x - self.x)
+            self.dR.append(r - self.r)
+            if len(self.dX) > self.depth:
+                self.dX.pop(0), self.dR.pop(0)
+            restart = (err > self.RESTART * self.best)[:, None]
+            if bool(restart.any()):  # forget this problem's history; plain step from here
+                keep = (~restart).to(x.dtype)
+                self.dX = [d * keep for d in self.dX]
+                self.dR = [d * keep for d in self.dR]
+                self.best = torch.where(restart[:, 0], err, self.best)
+        self.x, self.r = x, r
+        if not self.dX:
+            return fx
+        dX, dR = torch.stack(self.dX, 2), torch.stack(self.dR, 2)  # [B, n, k]
+        B = x.shape[0]
+        # the k x k normal equations in float64 (float32 Gram matrices lose the small directions)
+        A = _per_problem(B, lambda i: dR[i].T @ dR[i]).double()
+        rhs = _per_problem(B, lambda i: dR[i].T @ r[i]).double().unsqueeze(2)
+        lam = self.LAM * A.diagonal(dim1=1, dim2=2).amax(1).clamp_min(1e-300)
+        gamma = torch.linalg.solve(A + lam[:, None, None] * torch.eye(A.shape[1], dtype=A.dtype, device=A.device),
+                                   rhs).to(x.dtype)
+        out = fx - _per_problem(B, lambda i: (dX[i] + dR[i]) @ gamma[i, :, 0])
+        bad = ~(torch.isfinite(out).all(1) & ((out - fx).abs().amax(1) <= self.MAX_STEP))
+        return torch.where(bad[:, None], fx, out)
 
 
-def _stage_log(op, log_a, log_b, f, g, eps, n_steps, tol, check, symmetric, relax=False):
+def _stage_log(op, log_a, log_b, f, g, eps, n_steps, tol, check, symmetric, anderson=0, frozen=None):
     """Log-domain iterations at one ``eps``; always finite. Returns ``(f, g, err, steps, ok)``.
 
     ``op`` evaluates the two log-sum-exp reductions (dense or chunked cost). With ``check``, a
-    problem whose marginal error (L1, rows + columns) is below ``tol`` is frozen (its
-    potentials stop changing), so a batch gives each problem the result it would get alone.
+    problem whose marginal error (L1 of the row marginal; the columns are exact) is below
+    ``tol`` is frozen (its potentials stop changing), so a batch gives each problem the result
+    it would get alone, and ``anderson > 0`` accelerates the iteration (:class:`_Anderson`).
+    Problems marked ``frozen`` keep their potentials through the stage.
     """
-    a, b = log_a.exp(), log_b.exp()
+    a = log_a.exp()
+    e = eps[:, None]
     err = torch.full_like(eps, float("inf"))
-    done = torch.zeros_like(eps, dtype=torch.bool)
-    w = _Relaxation(relax and check and not symmetric, eps)
-    col_err = torch.zeros_like(eps)
+    done = torch.zeros_like(eps, dtype=torch.bool) if frozen is None else frozen.clone()
+    acc = _Anderson(anderson if check else 0)
     steps = 0
     for steps in range(1, n_steps + 1):
-        om = w.omega[:, None]
         if not symmetric:
-            g_hat = -eps[:, None] * op.lse_cols(log_a + f / eps[:, None], eps)  # exact column update
-            g_new = g_hat if not w.active else (1 - om) * g + om * g_hat
-            if w.active:  # column sums of the plan (f, g_new) are b * exp((g_new - g_hat) / eps)
-                col_err = (b * ((g_new - g_hat) / eps[:, None]).exp().sub(1.0).abs()).sum(1)
-            g = torch.where(done[:, None], g, g_new)
-        lse = op.lse_rows(log_b + g / eps[:, None], eps)  # [B, n]
+            g = torch.where(done[:, None], g, -e * op.lse_cols(log_a + f / e, eps))  # exact column update
+        lse = op.lse_rows(log_b + g / e, eps)  # [B, n]
         if check:
             # row sums of the plan (f, g) are a * exp(f/eps + lse): the error check is free
-            err = torch.where(done, err, (a * (f / eps[:, None] + lse).exp().sub(1.0).abs()).sum(1) + col_err)
+            err = torch.where(done, err, (a * (f / e + lse).exp().sub(1.0).abs()).sum(1))
             done = err < tol
             if bool(done.all()):
                 break
-            w.update(steps, err)
-        if symmetric:
-            f_new = 0.5 * (f - eps[:, None] * lse)
-        else:
-            f_new = -eps[:, None] * lse if not w.active else (1 - om) * f - om * eps[:, None] * lse
-        f = torch.where(done[:, None], f, f_new)
+        x = f / e
+        f = torch.where(done[:, None], f, e * acc.step(x, 0.5 * (x - lse) if symmetric else -lse, err))
         if symmetric:
             g = f
     return f, g, err, steps, True
 
 
+def _per_problem(B: int, fn) -> torch.Tensor:
+    """``stack([fn(0), ..., fn(B - 1)])``: matrix products one problem at a time.
+
+    A batched product may round differently from a single one, and Anderson's least squares
+    would turn that into a different path, so a batch would no longer give each problem its
+    result alone. On a CPU a loop of matrix-vector products costs the same as one batched call.
+    """
+    return torch.stack([fn(i) for i in range(B)])
+
+
+_BLOCK_BYTES = 2**20  # elementwise passes over n x m matrices go block by block, in cache
 _ABSORB = 15.0  # re-absorb the kernel scalings into the potentials once |log u| or |log v| exceeds this
 
 
-def _stage_kernel(op, log_a, log_b, f, g, eps, n_steps, tol, check, symmetric, relax=False):
+def _stage_kernel(op, log_a, log_b, f, g, eps, n_steps, tol, check, symmetric, anderson=0, frozen=None):
     """Stabilised kernel iterations at one ``eps`` (matrix-vector products, no exp per step).
 
     The potentials are absorbed in the kernel ``K = exp((f + g - C) / eps)`` and the scalings
     ``u, v`` start at 1; they are re-absorbed when they drift, so ``K`` never overflows. The
-    iterates equal the log-domain ones in exact arithmetic. Returns ``ok=False`` (and the
-    entry potentials) if anything becomes non-finite, so the caller can redo the stage in the
-    log domain.
+    iterates equal the log-domain ones in exact arithmetic (Anderson acceleration included:
+    it acts on ``log u``). Returns ``ok=False`` (and the entry potentials) if anything becomes
+    non-finite, so the caller can redo the stage in the log domain.
     """
-    C = op.C
-    e = eps[:, None, None]
     a, b = log_a.exp(), log_b.exp()
     f0, g0 = f, g
-    K = torch.exp((f[:, :, None] + g[:, None, :] - C) / e)  # [B, n, m]
+    K = op.kernel(f, g, eps)  # [B, n, m]
     u, v = torch.ones_like(f), torch.ones_like(g)
     err = torch.full_like(eps, float("inf"))
-    done = torch.zeros_like(eps, dtype=torch.bool)  # frozen once below tol (see _stage_log)
-    w = _Relaxation(relax and check and not symmetric, eps)
-    col_err = torch.zeros_like(eps)
-    batched = eps.shape[0] > 1
+    # frozen once below tol (see _stage_log), or from the start (a stage this problem skips)
+    done = torch.zeros_like(eps, dtype=torch.bool) if frozen is None else frozen.clone()
+    acc = _Anderson(anderson if check else 0)
+    B = eps.shape[0]
+    batched = B > 1
     steps = 0
 
     def keep(old, new):  # frozen problems keep their scalings
         return torch.where(done[:, None], old, new) if batched else new
 
     for steps in range(1, n_steps + 1):
-        om = w.omega[:, None]
         if symmetric:
-            Ku = torch.bmm(K, (a * u).unsqueeze(-1)).squeeze(-1)  # [B, n]
-            if check:
-                err = torch.where(done, err, (a * (u * Ku - 1.0).abs()).sum(1))
-                done = err < tol
-                if bool(done.all()):
-                    break
-            u = keep(u, torch.sqrt(u / Ku))
-            v = u
+            Ku = _per_problem(B, lambda i: K[i] @ (a[i] * u[i]))  # [B, n]
+            row = u * Ku
         else:
-            v_hat = 1.0 / torch.bmm((a * u).unsqueeze(1), K).squeeze(1)  # [B, m]: columns exact
-            v_new = v_hat if not w.active else v.pow(1 - om) * v_hat.pow(om)
-            if w.active:  # column sums of the plan (u, v_new) are b * v_new / v_hat
-                col_err = (b * (v_new / v_hat - 1.0).abs()).sum(1)
-            v = keep(v, v_new)
-            Kv = torch.bmm(K, (b * v).unsqueeze(-1)).squeeze(-1)  # [B, n]
-            if check:
-                err = torch.where(done, err, (a * (u * Kv - 1.0).abs()).sum(1) + col_err)
-                done = err < tol
-                if bool(done.all()):
-                    break
-                w.update(steps, err)
-            u = keep(u, 1.0 / Kv if not w.active else u.pow(1 - om) * Kv.pow(-om))
+            v = keep(v, 1.0 / _per_problem(B, lambda i: (a[i] * u[i]) @ K[i]))  # [B, m]: columns exact
+            Kv = _per_problem(B, lambda i: K[i] @ (b[i] * v[i]))  # [B, n]
+            row = u * Kv
+        if check:
+            err = torch.where(done, err, (a * (row - 1.0).abs()).sum(1))
+            done = err < tol
+            if bool(done.all()):
+                break
+        if acc.depth:
+            lu = u.log()
+            u = keep(u, acc.step(lu, 0.5 * (lu - Ku.log()) if symmetric else -Kv.log(), err).exp())
+        else:
+            u = keep(u, torch.sqrt(u / Ku) if symmetric else 1.0 / Kv)
+        if symmetric:
+            v = u
         # one reduction (and one sync) checks both drift and finiteness: NaN fails `<=`
-        drift = float(torch.cat([u, v], 1).log().abs().max())
-        if not drift <= _ABSORB:
-            if not math.isfinite(drift):
+        drift = torch.cat([u, v], 1).log().abs().amax(1)  # [B]
+        if not float(drift.max()) <= _ABSORB:
+            if not bool(torch.isfinite(drift).all()):
                 return f0, g0, err, 0, False
-            f, g = f + eps[:, None] * u.log(), g + eps[:, None] * v.log()
-            K = torch.exp((f[:, :, None] + g[:, None, :] - C) / e)
-            u, v = torch.ones_like(u), torch.ones_like(v)
+            # re-absorb only the problems that drifted: the others keep their path exactly
+            move = (drift > _ABSORB)[:, None]
+            lu, lv = u.log() * move, v.log() * move
+            f, g = f + eps[:, None] * lu, g + eps[:, None] * lv
+            acc.shift(lu)
+            K = op.kernel(f, g, eps, problems=move[:, 0].nonzero()[:, 0].tolist())
+            u, v = torch.where(move, 1.0, u), torch.where(move, 1.0, v)
     f, g = f + eps[:, None] * u.log(), g + eps[:, None] * v.log()
     ok = bool(torch.isfinite(f).all() and torch.isfinite(g).all())
     return (f, g, err, steps, True) if ok else (f0, g0, err, 0, False)
 
 
 def _log_sinkhorn(op, log_a, log_b, reg, *, tol, max_iter, eps_scaling, stage_iter, symmetric=False, mode="auto",
-                  init=None, overrelax=True):
+                  init=None, anderson=8):
     """Sinkhorn on a cost ``op`` (``[B,n,m]``), ``log_a [B,n]``, ``log_b [B,m]``, ``reg [B]``, with eps-scaling.
 
     Returns ``(f, g, err, n_iter)``. Each iteration updates ``g`` (column marginal exact) and
@@ -434,9 +536,9 @@ def _log_sinkhorn(op, log_a, log_b, reg, *, tol, max_iter, eps_scaling, stage_it
         schedule = _eps_schedule(op.amax(), reg, eps_scaling)
     else:
         f, g = init
-        schedule = [reg]
+        schedule = [(reg, None)]
     n_iter, err = 0, torch.full((B,), float("inf"), dtype=dtype, device=device)
-    for k, eps in enumerate(schedule):
+    for k, (eps, frozen) in enumerate(schedule):
         final = k == len(schedule) - 1
         # the final stage (eps = reg) always gets at least one iteration: a plan built from
         # potentials of a larger eps but evaluated at reg would not be a coupling at all
@@ -445,9 +547,10 @@ def _log_sinkhorn(op, log_a, log_b, reg, *, tol, max_iter, eps_scaling, stage_it
             continue
         ok = False
         if mode == "auto" and not op.chunked:
-            f, g, err, steps, ok = _stage_kernel(op, log_a, log_b, f, g, eps, budget, tol, final, symmetric, overrelax)
+            f, g, err, steps, ok = _stage_kernel(op, log_a, log_b, f, g, eps, budget, tol, final, symmetric, anderson,
+                                                      frozen)
         if not ok:
-            f, g, err, steps, ok = _stage_log(op, log_a, log_b, f, g, eps, budget, tol, final, symmetric, overrelax)
+            f, g, err, steps, ok = _stage_log(op, log_a, log_b, f, g, eps, budget, tol, final, symmetric, anderson, frozen)
         n_iter += steps
     return f, g, err, n_iter
 
@@ -465,7 +568,7 @@ def sinkhorn(
     eps_scaling: float | None = 0.5,
     stage_iter: int = 4,
     mode: str = "auto",
-    overrelax: bool = True,
+    anderson: int = 8,
     return_plan: bool = False,
     init: Any = None,
     chunk_size: int | None = None,
@@ -501,14 +604,11 @@ def sinkhorn(
         absorbed into it, re-absorbed when the scalings drift) and falls back to log-sum-exp
         iterations for any stage where that becomes non-finite; ``"log"`` always uses the
         log domain. Both give the same iterates in exact arithmetic.
-    overrelax : bool
-        Over-relax the final stage with an :math:`\omega \in [1, 1.9]` set per problem from
-        the measured linear convergence rate (:class:`_Relaxation`); the marginal error is then
-        measured on both marginals. It helps once Sinkhorn converges linearly and slowly: on
-        MiniLM adjacent-layer clouds (float32, tol 1e-5, reg = 0.01 × mean cost) transition 0
-        took 2,440 iterations with it and did not converge in 10,000 without it at n = 4,096;
-        at n = 1,024 it saved nothing (899 against 901), at reg = 0.1 it halved them (55
-        against 104). A problem whose error grows after the switch returns to plain Sinkhorn.
+    anderson : int
+        Depth of the Anderson acceleration of the final stage (:class:`_Anderson`: the last
+        ``anderson`` iterates extrapolate the next one, with a plain-Sinkhorn fallback);
+        ``0`` runs plain Sinkhorn. It matters when the plan is close to a permutation, where
+        plain Sinkhorn's rate is close to 1 (MEASURED).
     return_plan : bool
         Also return the coupling (``[.., n, m]``; not in chunked mode).
     init : tuple of array-like or OTResult, optional
@@ -553,7 +653,7 @@ def sinkhorn(
     (1.0, True)
     """
     reg = check_positive(reg, "reg")
-    opts = _solver_options(max_iter, tol, eps_scaling, stage_iter, mode, chunk_size, overrelax)
+    opts = _solver_options(max_iter, tol, eps_scaling, stage_iter, mode, chunk_size, anderson)
     x, y, a, b, batched = _prepare(x, y, a, b, dtype, device)
     init = _init_potentials(init, x.shape[0], x.shape[1], y.shape[1], x)
     r = _entropic(x, y, a, b, reg, relative_reg=relative_reg, return_plan=return_plan, init=init, **opts)
@@ -572,13 +672,11 @@ def sinkhorn(
     )
 
 
-def _solver_options(max_iter, tol, eps_scaling, stage_iter, mode="auto", chunk_size=None, overrelax=True) -> dict:
+def _solver_options(max_iter, tol, eps_scaling, stage_iter, mode="auto", chunk_size=None, anderson=8) -> dict:
     if eps_scaling is not None and not 0.0 < float(eps_scaling) < 1.0:
         raise ValueError(f"`eps_scaling` must be in (0, 1) or None; got {eps_scaling!r}")
-    if not isinstance(overrelax, (bool, np.bool_)):
-        raise ValueError(f"`overrelax` must be True or False; got {overrelax!r}")
     return dict(
-        overrelax=bool(overrelax),
+        anderson=check_int(anderson, "anderson", minimum=0),
         chunk_size=None if chunk_size is None else check_int(chunk_size, "chunk_size", minimum=1),
         max_iter=check_int(max_iter, "max_iter", minimum=1),
         tol=None if tol is None else check_positive(tol, "tol"),
@@ -630,7 +728,7 @@ def _entropic(x, y, a, b, reg, *, relative_reg=False, return_plan=False, symmetr
         log_a, log_b = a[sl].log(), b[sl].log()
         start = None if init is None else (init[0][sl], init[1][sl])
         f, g, err, n_iter = _log_sinkhorn(op, log_a, log_b, eps, tol=tol, symmetric=symmetric, init=start, **loop)
-        cost, P = op.plan_cost(log_a, log_b, f, g, eps)
+        cost, P = op.plan_cost(log_a, log_b, f, g, eps, plan=return_plan)
         parts.append(dict(
             cost=cost, objective=(a[sl] * f).sum(1) + (b[sl] * g).sum(1),
             f=f, g=g, err=err, eps=eps, n_iter=n_iter, plan=P if return_plan else None,
@@ -691,7 +789,7 @@ def sinkhorn_divergence(
     eps_scaling: float | None = 0.5,
     stage_iter: int = 4,
     mode: str = "auto",
-    overrelax: bool = True,
+    anderson: int = 8,
     chunk_size: int | None = None,
     dtype: torch.dtype | None = None,
     device: Any = None,
@@ -710,7 +808,7 @@ def sinkhorn_divergence(
     whose ``cost`` and ``objective`` hold :math:`S_\varepsilon`.
     """
     reg = check_positive(reg, "reg")
-    opts = _solver_options(max_iter, tol, eps_scaling, stage_iter, mode, chunk_size, overrelax)
+    opts = _solver_options(max_iter, tol, eps_scaling, stage_iter, mode, chunk_size, anderson)
     xs, ys, a_, b_, batched = _prepare(x, y, a, b, dtype, device)
     xy = _entropic(xs, ys, a_, b_, reg, relative_reg=relative_reg, **opts)
     terms = [xy]
