@@ -106,7 +106,7 @@ def main(argv=None) -> int:
         print("no rows")
         return 1
     table = ordered(tables)
-    shown = [c for c in COLUMNS + ["per_iter_s", "projected_ratio", "note"] if c in table.columns]
+    shown = [c for c in COLUMNS + ["per_iter_s", "bound_fraction", "projected_ratio", "min_ratio", "note"] if c in table.columns]
     with pd.option_context("display.width", 250, "display.max_colwidth", 60, "display.max_rows", 500):
         for workload, part in table.groupby("workload", sort=False):
             print(f"\n{workload}")

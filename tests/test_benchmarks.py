@@ -36,6 +36,18 @@ def test_finish_ratios_and_projection_only_for_references_stopped_early():
     assert "projected_s" not in out["done"] and "projected_s" not in out["exact"] and "projected_s" not in out["ours"]
 
 
+def test_min_ratio_is_the_time_spent_without_reaching_tol():
+    rows = [_row("ours", 2.0, True, total_iter=200),
+            _row("boxed", 12.0, False, spent_s=9.0),  # scaled to all problems: 12 s; really ran 9 s
+            _row("done", 4.0, True, spent_s=4.0)]
+    out = {r["solver"]: r for r in common.finish(rows, "ours")}
+    assert out["boxed"]["min_ratio"] == pytest.approx(4.5)
+    assert "min_ratio" not in out["done"] and "min_ratio" not in out["ours"]
+    # no lower bound when otlens itself did not reach tol
+    rows = [_row("ours", 2.0, False, total_iter=200), _row("boxed", 12.0, False, spent_s=9.0)]
+    assert "min_ratio" not in {r["solver"]: r for r in common.finish(rows, "ours")}["boxed"]
+
+
 def test_write_is_atomic_and_only_refreshes_the_benchmarks_run(tmp_path):
     out = tmp_path / "benchmarks.csv"
     a = pd.DataFrame([_row("x", 1.0, True)]).assign(benchmark="sinkhorn", profile="target")
