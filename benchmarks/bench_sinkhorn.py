@@ -44,7 +44,7 @@ GRIDS = {
     "quick": dict(cases=[(1024, 384, r) for r in (0.01, 0.001)], box=30.0, batched=True),
     # the target drops the batched CPU row: a batch runs until its slowest problem converges, and
     # on a 2-core CPU it is slower than one problem at a time (what otlens.depth does on a CPU)
-    "target": dict(cases=[(4096, 384, r) for r in (0.01, 0.001)], box=45.0, batched=False),
+    "target": dict(cases=[(4096, 384, r) for r in (0.01, 0.001)], box=90.0, batched=False),
     "full": dict(cases=[(n, d, r) for n in (1024, 4096) for d in (384, 768) for r in (0.1, 0.01, 0.001)]
                  + [(16384, 384, 0.1)], box=150.0, batched=True),
 }

@@ -187,11 +187,18 @@ def _eps_schedule(cmax: torch.Tensor, reg: torch.Tensor, ratio: float | None) ->
     return stages + [(reg, None)]
 
 
-def _exp_floor(dtype: torch.dtype) -> float:
+def _exp_floor(dtype: torch.dtype, margin: float = 8.0) -> float:
     """Arguments below this are clamped before ``exp``: their exponentials are negligible (at most
-    ``e^8`` times the dtype's smallest normal number) and they would send the vectorised ``exp``
-    into its slow underflow path (10-14x slower on a CPU, measured on float32 and float64)."""
-    return math.log(torch.finfo(dtype).tiny) + 8.0
+    ``e^margin`` times the dtype's smallest normal number) and they would send the vectorised
+    ``exp`` into its slow underflow path (10-14x slower on a CPU, measured on float32 and float64)."""
+    return math.log(torch.finfo(dtype).tiny) + margin
+
+
+#: The kernel's entries stay above ``e^30`` times the smallest normal number: their products with
+#: the scaled weights ``b v`` (down to ``e^-15 / n``) in the matrix-vector products are then normal
+#: numbers too. Subnormal operands made those products twice as slow (11.7 ms against ~5 ms per
+#: iteration at n = 4,096 on one thread); the clamped entries add under 1e-12 to any row sum.
+_KERNEL_MARGIN = 30.0
 
 
 def _lse_(Z: torch.Tensor, dim: int) -> torch.Tensor:
@@ -264,7 +271,7 @@ class _DenseCost:
             for sl in self._row_blocks():
                 Kb = self._K[i, sl]
                 torch.sub(f[i, sl, None], self.C[i, sl], out=Kb)
-                Kb.add_(g[i, None, :]).mul_(r).clamp_min_(_exp_floor(Kb.dtype)).exp_()
+                Kb.add_(g[i, None, :]).mul_(r).clamp_min_(_exp_floor(Kb.dtype, _KERNEL_MARGIN)).exp_()
         return self._K
 
     def plan_cost(self, log_a, log_b, f, g, eps, plan=False) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -356,9 +363,12 @@ class _Anderson:
     cleared whenever the marginal error rises above ``RESTART`` times its best since the last
     clearing (plain Sinkhorn is the convergent fallback).
 
-    Measured on MiniLM's adjacent-layer clouds (n = 4,096, float32, reg = 0.01 × mean cost,
-    tol 1e-5): 55–253 final-stage iterations per transition with depth 8, against 1,430 to
-    more than 10,000 with adaptive over-relaxation.
+    The least squares are Tikhonov-regularised (``LAM`` times the largest diagonal entry):
+    without it the iteration stagnated on near-permutation plans in float64 (5,062 iterations
+    against 822 with ``LAM = 1e-3``, 400 points in d = 8). Measured on MiniLM's adjacent-layer
+    clouds (n = 4,096, float32, reg = 0.01 × mean cost, tol 1e-5): 88–249 final-stage
+    iterations per transition with depth 8, against 1,430 to more than 10,000 with adaptive
+    over-relaxation.
     """
 
     MAX_STEP = 10.0
@@ -608,7 +618,13 @@ def sinkhorn(
         Depth of the Anderson acceleration of the final stage (:class:`_Anderson`: the last
         ``anderson`` iterates extrapolate the next one, with a plain-Sinkhorn fallback);
         ``0`` runs plain Sinkhorn. It matters when the plan is close to a permutation, where
-        plain Sinkhorn's rate is close to 1 (MEASURED).
+        plain Sinkhorn's rate is close to 1: MiniLM adjacent-layer clouds (n = 4,096, float32,
+        reg = 0.01 × mean cost, tol 1e-5) took 88–249 iterations per transition, against 1,430
+        to more than 10,000 with the over-relaxation this replaced; at n = 1,024 plain Sinkhorn
+        needed 25–70 times more iterations, for the same cost (within 2.4e-6 of a float64
+        solve at tol 1e-10 for both). Only a converged result is reliable: an accelerated
+        iterate cut short by ``max_iter`` can have a small marginal error and a cost off by
+        1e-4 (its ``converged`` is False and a warning says so).
     return_plan : bool
         Also return the coupling (``[.., n, m]``; not in chunked mode).
     init : tuple of array-like or OTResult, optional
