@@ -455,19 +455,20 @@ def _round(z: torch.Tensor, block: torch.Tensor, sizes: torch.Tensor,
 
 
 # --------------------------------------------------------------------------- coarse split
-def _principal_cut(v, block, sizes, start, chunk, power_iters=2) -> torch.Tensor:
+def _principal_cut(v, block, sizes, start, chunk, power_iters=2, pair=None) -> torch.Tensor:
     """Per point, its coordinate along its block's (approximate) principal direction.
 
-    ``power_iters`` power iterations from the directions ``start`` (one per block), linear passes only.
+    ``power_iters`` power iterations from the directions ``start`` (one per block), linear passes
+    only. With ``pair=(y, perm)`` the points are the midpoints of ``v_i`` and ``y_{perm_i}``.
     """
     nb = sizes.shape[0]
-    mean = _segment_sum(v, None, block, nb, chunk) / sizes[:, None].clamp_min(1).to(torch.float64)
+    mean = _segment_sum(v, None, block, nb, chunk, pair) / sizes[:, None].clamp_min(1).to(torch.float64)
     w = start
     for _ in range(power_iters):  # w <- sum_i (v_i - mean_b) ((v_i - mean_b) . w)
         w = w / w.norm(dim=1, keepdim=True).clamp_min(1e-300)
-        u = _block_dots(v, w, block, chunk).to(torch.float64) - (mean * w).sum(1)[block]
-        w = _segment_sum(v, u, block, nb, chunk)
-    return _block_dots(v, w, block, chunk)
+        u = _block_dots(v, w, block, chunk, pair).to(torch.float64) - (mean * w).sum(1)[block]
+        w = _segment_sum(v, u, block, nb, chunk, pair)
+    return _block_dots(v, w, block, chunk, pair)
 
 
 def _coarse_split(x, y, bx, by, sizes, *, clusters, cost, gen, chunk, memory_mb):
@@ -570,13 +571,8 @@ def _polish_windows(x, y, perm, *, window, gen, chunk, power_iters=3) -> torch.T
     while int(sizes.max()) > window:
         nb = sizes.shape[0]
         big = sizes > window
-        mean = _segment_sum(x, None, block, nb, chunk, pair) / sizes[:, None].to(torch.float64)
-        v = torch.randn(nb, d, generator=gen, dtype=torch.float64).to(x.device)
-        for _ in range(power_iters):  # v <- sum_i (m_i - mean_b) ((m_i - mean_b) . v)
-            v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
-            u = _block_dots(x, v, block, chunk, pair).to(torch.float64) - (mean * v).sum(1)[block]
-            v = _segment_sum(x, u, block, nb, chunk, pair)
-        u = _block_dots(x, v, block, chunk, pair)
+        start = torch.randn(nb, d, generator=gen, dtype=torch.float64).to(x.device)
+        u = _principal_cut(x, block, sizes, start, chunk, power_iters, pair=pair)
         q = 0.25 + 0.5 * torch.rand(nb, generator=gen, dtype=torch.float64).to(x.device)
         c0 = torch.where(big, (q * sizes).round().long().clamp(1, None).minimum(sizes - 1), sizes)
         block, sizes = _round(u, block, sizes, c0)
