@@ -442,7 +442,12 @@ def test_solve_dispatches(rng):
     x, y = clouds(rng, 20, 15, 2)
     assert float(solve(x, y, method="sinkhorn", reg=0.1)) == float(sinkhorn(x, y, reg=0.1))
     assert float(solve(x, y, method="divergence", reg=0.1)) == float(sinkhorn_divergence(x, y, reg=0.1))
-    assert float(solve(x, y, method="exact", reg=0.1)) == float(exact_ot(x, y))  # reg ignored
+    assert float(solve(x, y, method="exact")) == float(exact_ot(x, y))
+    with pytest.raises(ValueError, match=r"method='exact' takes no `reg`; it takes cost, a, b, max_iter"):
+        solve(x, y, method="exact", reg=0.1)  # nothing is ignored silently
+    with pytest.raises(ValueError, match=r"method='hiref' \(a bijection with uniform weights\) takes no `a`"):
+        solve(x, x, method="hiref", a=np.full(20, 0.05))
+    assert float(solve(cost=ot.dist(x, y), reg=0.1)) == pytest.approx(float(sinkhorn(x, y, reg=0.1)), rel=1e-9)
     assert solve(x, y, reg=0.1).method == "sinkhorn"
     assert set(METHODS) == {"sinkhorn", "exact", "divergence", "frlc", "hiref"}
 
