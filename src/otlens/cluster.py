@@ -21,6 +21,7 @@ inherit: each task computes on one core, and parallelism comes from the workers.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 from typing import Any, Iterator
 
@@ -112,6 +113,7 @@ def dask_client(address: str | None = None, *, n_workers: int | None = None,
     n_workers = int(n_workers or os.cpu_count() or 1)
     if n_workers < 1:
         raise ValueError(f"`n_workers` must be >= 1; got {n_workers}")
+    dashboard = dashboard and importlib.util.find_spec("bokeh") is not None  # without it, a page saying so
     config = {} if allowed_failures is None else {"distributed.scheduler.allowed-failures": int(allowed_failures)}
     with dask.config.set(config):
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
