@@ -134,6 +134,20 @@ def test_breaks_names_the_grid_values_that_break_a_claim():
     assert _breaks(diagonal, ["seed", "model"]) == "seed=0, model=b; seed=1, model=a"
 
 
+def test_a_task_finding_its_point_done_does_not_run_it_again(project):
+    from otlens.sweep import _run_point, _tasks
+
+    spec = plan_sweep("notebooks/toy.md", {"a": [1]}, parameters={"fault": "raise"})  # would fail if run
+    task = _tasks(spec)[0]
+    folder = Path(task["folder"])
+    folder.mkdir(parents=True)
+    (folder / "toy.ipynb").write_text("{}")
+    done = {"key": task["key"], "status": "done", "executed": "toy.ipynb", "finished": "earlier"}
+    (folder / MANIFEST).write_text(json.dumps(done))
+    assert _run_point(task) == done
+    assert json.loads((folder / MANIFEST).read_text()) == done
+
+
 # ------------------------------------------------------------------------------ clusters
 
 
@@ -332,3 +346,78 @@ def test_chapter_1_over_two_seeds_and_its_reproduction_table(results_dir, client
         assert (row.verdict == "reproduced") == (row.holds == 2)
         assert (row.breaks == "—") == (row.holds == 2)
     assert "claims" in otlens.describe_reproduction(table)
+
+
+# ------------------------------------------------------------------------------ the book's chapters on Dask
+
+_CHAPTER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+{extra}---
+
+# {stem}
+
+```{{code-cell}} ipython3
+:tags: [parameters]
+
+fail = False
+```
+
+```{{code-cell}} ipython3
+import os, pathlib, time
+out = pathlib.Path(os.environ["OTLENS_RESULTS"])
+out.mkdir(parents=True, exist_ok=True)
+seen = sorted(p.stem for p in out.glob("*.csv"))
+if fail:
+    raise ValueError("{stem} fails on request")
+(out / "{stem}.csv").write_text(f"seen,pid\\n{{'+'.join(seen) or '-'}},{{os.getpid()}}\\n")
+```
+"""
+
+
+def test_runs_after_others_reads_the_front_matter():
+    from otlens.runner import project_root, runs_after_others
+
+    notebooks = project_root() / "notebooks"
+    assert runs_after_others(notebooks / "06_reproduction.md")
+    assert not any(runs_after_others(p) for p in notebooks.glob("0[1-5]_*.md"))
+
+
+def test_notebook_error_survives_pickling(tmp_path):
+    import pickle
+
+    from otlens.runner import NotebookError
+
+    error = NotebookError("nb, cell 2: ValueError: x", notebook=tmp_path / "nb.md", cell_index=2, ename="ValueError",
+                          evalue="x", executed_path=None)
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is NotebookError and str(back) == str(error)
+    assert (back.notebook, back.cell_index, back.ename, back.evalue) == (error.notebook, 2, "ValueError", "x")
+
+
+@pytest.mark.slow
+def test_book_chapters_run_in_parallel_and_the_reproduction_chapter_after_them(project, client):
+    from otlens.runner import NotebookError, run_chapters
+
+    chapters = []
+    for stem, extra in (("c1", ""), ("c2", ""), ("c3", "otlens:\n  after: all\n")):
+        path = project / "notebooks" / f"{stem}.md"
+        path.write_text(_CHAPTER.format(stem=stem, extra=extra))
+        chapters.append(path)
+    # the workers read OTLENS_RESULTS from their own environment: point it at this project
+    out = project / "results"
+    client.run(os.environ.__setitem__, "OTLENS_RESULTS", str(out))
+    executed = run_chapters(chapters, client=client, progress=False)
+    assert executed == [project / "book" / "executed" / f"c{i}.ipynb" for i in (1, 2, 3)]
+    assert all(p.is_file() for p in executed)
+    tables = {p.stem: pd.read_csv(p) for p in out.glob("*.csv")}
+    assert tables["c3"].seen.item() == "c1+c2"  # the last chapter saw both others' tables
+    assert tables["c1"].seen.item() in ("-", "c2") and tables["c2"].seen.item() in ("-", "c1")
+    with pytest.raises(NotebookError, match="c2 fails on request"):
+        run_chapters(chapters, client=client, progress=False, parameters_by_notebook={"c2": {"fail": True}})

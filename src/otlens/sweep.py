@@ -323,6 +323,8 @@ def _run_point(task: Mapping[str, Any]) -> dict[str, Any]:
         "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
     }
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.csv"):  # tables of an earlier, unfinished try: this run writes its own
+        stale.unlink()
     _write_json(folder / MANIFEST, manifest)
     t0 = time.perf_counter()
     with _RUN_LOCK, _environ({"OTLENS_RESULTS": str(folder)}):
