@@ -60,7 +60,7 @@ def _project_copy(folder: Path, profile: str) -> tuple[list[Path], Path]:
         shutil.copy(ROOT / name, folder / name)
     shutil.copytree(ROOT / "notebooks", folder / "notebooks")
     shutil.copytree(ROOT / "params", folder / "params")
-    shutil.copytree(ROOT / "benchmarks", folder / "benchmarks", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    shutil.copytree(ROOT / "benchmarks", folder / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
     if profile != "book":
         config = yaml.safe_load((ROOT / "params" / "quick.yml").read_text())
         config.update(TINY)

@@ -261,7 +261,7 @@ def test_inner_problems_on_dask_workers_give_the_same_alignment(rng):
     src = _system(rng, n_layers=3, width=12)
     tgt = _deeper(rng, src) + [rng.standard_normal((120, 18))]  # unequal widths: the network simplex too
     train, _ = split_stimuli(120, seed=0)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster, set_as_default=False) as client:
         for rotation in (False, True):
             local = hot_align(src, tgt, train=train, rotation=rotation, progress=False)

@@ -77,7 +77,8 @@ def dask_client(address: str | None = None, *, n_workers: int | None = None,
         Seconds to reach an existing scheduler.
     dashboard : bool
         Local cluster only: serve the Dask dashboard on a free port of 127.0.0.1 (needs
-        ``bokeh``; without it there is no dashboard and no error).
+        ``bokeh``; without it there is no dashboard and no error). Without, the scheduler's
+        HTTP server (health checks) takes a free port.
     allowed_failures : int, optional
         Local cluster only: how many workers may die running one task before it is given up
         (``distributed.scheduler.allowed-failures``; an existing scheduler keeps its own setting).
@@ -113,11 +114,11 @@ def dask_client(address: str | None = None, *, n_workers: int | None = None,
     n_workers = int(n_workers or os.cpu_count() or 1)
     if n_workers < 1:
         raise ValueError(f"`n_workers` must be >= 1; got {n_workers}")
-    dashboard = dashboard and importlib.util.find_spec("bokeh") is not None  # without it, a page saying so
     config = {} if allowed_failures is None else {"distributed.scheduler.allowed-failures": int(allowed_failures)}
     with dask.config.set(config):
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               scheduler_port=0, dashboard_address="127.0.0.1:0" if dashboard else None)
+                               scheduler_port=0, dashboard_address="127.0.0.1:0",
+                               scheduler_kwargs={"dashboard": bool(dashboard)})
         try:
             client = Client(cluster, set_as_default=False)
             try:
@@ -128,13 +129,21 @@ def dask_client(address: str | None = None, *, n_workers: int | None = None,
             cluster.close()
 
 
+def _has_bokeh() -> bool:
+    return importlib.util.find_spec("bokeh") is not None
+
+
 def dashboard_link(client: Any) -> str | None:
-    """The address of the cluster's Dask dashboard, or ``None`` when it serves none."""
+    """The address of the cluster's Dask dashboard, or ``None`` when it serves none.
+
+    The scheduler's HTTP server serves the dashboard only where ``bokeh`` is installed (without
+    it, the page says to install it): that is asked of the scheduler.
+    """
     try:
         services = client.scheduler_info().get("services", {})
-    except Exception:  # the scheduler went away
-        return None
-    if "dashboard" not in services:
+        if "dashboard" not in services or not client.run_on_scheduler(_has_bokeh):
+            return None
+    except Exception:  # the scheduler went away, or refuses to run functions
         return None
     return client.dashboard_link
 
