@@ -320,6 +320,8 @@ def test_chapter_1_over_two_seeds_and_its_reproduction_table(results_dir, client
     result = run_sweep(project_root() / "notebooks" / "01_ot_across_depth.md", {"seed": [0, 1]},
                        parameters=TINY_01, client=client, progress=False, name="ch1-seeds")
     assert result.ok, result.describe_failures()
+    print(f"\nchapter 1 over seed=0,1: {len(result.points)} points in {result.wall_s:.0f} s on "
+          f"{result.n_workers} workers; per point {sorted(round(w) for w in result.points.wall_s)} s")
     assert result.folder == results_dir / "sweeps" / "ch1-seeds"
     merged = pd.read_csv(result.folder / "01_ot_across_depth.csv")
     # the chapter's own `seed` column (token samples) stays; the swept passage seed is grid_seed

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -524,6 +525,10 @@ def run_chapters(chapters: list[str | os.PathLike], *, profile: str | os.PathLik
     With a client the chapters run in parallel, each as one task (on the local cluster of
     :func:`otlens.cluster.dask_client`, one single-threaded worker per core), except those that
     read the others' results (:func:`runs_after_others`), which start once the others finished.
+    The longest chapters start first (Dask priorities from each chapter's wall time in its last
+    run with the same profile, kept in ``<OTLENS_CACHE>/book/durations.json``; a chapter never
+    timed counts as the longest), so the last worker to finish is not one that started a long
+    chapter late.
 
     Returns
     -------
@@ -537,9 +542,14 @@ def run_chapters(chapters: list[str | os.PathLike], *, profile: str | os.PathLik
     """
     chapters = [Path(c) for c in chapters]
     overrides = dict(parameters_by_notebook or {})
+    durations = _Durations(profile)
     if client is None:
-        return [run_notebook(c, profile=profile, parameters=overrides.get(c.stem), progress=progress)
-                for c in chapters]
+        out = []
+        for c in chapters:
+            path, seconds = _timed_run(c, profile=profile, parameters=overrides.get(c.stem), progress=progress)
+            durations.record(c.stem, seconds)
+            out.append(path)
+        return out
     from distributed import as_completed
     from tqdm.auto import tqdm
 
@@ -548,18 +558,54 @@ def run_chapters(chapters: list[str | os.PathLike], *, profile: str | os.PathLik
     done: dict[Path, Path] = {}
     with tqdm(total=len(chapters), desc="chapters", unit="chapter", disable=not progress) as bar:
         for stage in stages:
-            futures = {client.submit(run_notebook, c, profile=profile, parameters=overrides.get(c.stem),
-                                     progress=False, key=f"otlens-chapter-{c.stem}-{os.getpid()}", pure=False): c
+            futures = {client.submit(_timed_run, c, profile=profile, parameters=overrides.get(c.stem),
+                                     progress=False, key=f"otlens-chapter-{c.stem}-{os.getpid()}", pure=False,
+                                     priority=durations.priority(c.stem)): c
                        for c in stage}
             try:
                 for future in as_completed(futures, loop=client.loop):
-                    done[futures[future]] = future.result()
-                    bar.set_postfix_str(futures[future].stem)
+                    chapter = futures[future]
+                    done[chapter], seconds = future.result()
+                    durations.record(chapter.stem, seconds)
+                    bar.set_postfix_str(chapter.stem)
                     bar.update(1)
             finally:
                 for future in futures:
                     future.cancel()
     return [done[c] for c in chapters]
+
+
+def _timed_run(chapter: Path, **kwargs: Any) -> tuple[Path, float]:
+    """:func:`run_notebook` and its wall time in seconds."""
+    import time
+
+    t0 = time.perf_counter()
+    path = run_notebook(chapter, **kwargs)
+    return path, time.perf_counter() - t0
+
+
+class _Durations:
+    """Each chapter's wall time in its last run with one profile (``<OTLENS_CACHE>/book/durations.json``)."""
+
+    def __init__(self, profile: str | os.PathLike):
+        from otlens.config import cache_dir
+
+        self.path = cache_dir("book") / "durations.json"
+        self.profile = str(profile)
+        try:
+            self.table = json.loads(self.path.read_text())
+        except (FileNotFoundError, ValueError):
+            self.table = {}
+
+    def priority(self, stem: str) -> int:
+        """Dask priority: higher starts first; a chapter never timed first of all."""
+        seconds = self.table.get(f"{stem}|{self.profile}")
+        return 10**9 if seconds is None else int(round(seconds))
+
+    def record(self, stem: str, seconds: float) -> None:
+        self.table[f"{stem}|{self.profile}"] = float(seconds)
+        text = json.dumps(self.table, indent=1, sort_keys=True)
+        atomic_write(self.path, lambda tmp: tmp.write_text(text))
 
 
 def build_book(*, profile: str | os.PathLike = "quick",
