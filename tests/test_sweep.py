@@ -148,6 +148,65 @@ def test_a_task_finding_its_point_done_does_not_run_it_again(project):
     assert json.loads((folder / MANIFEST).read_text()) == done
 
 
+def _chapter1_table(profile, untrained, entropy, untrained_entropy) -> pd.DataFrame:
+    """A synthetic chapter-1 table (two models, three seeds), as tests/test_reproduction.py builds them."""
+    rows = []
+
+    def add(model, trained, method, metric, values, experiment, seeds=(0, 1, 2)):
+        rows.extend(dict(experiment=experiment, model=model, trained=trained, method=method, layer=k, seed=s,
+                         metric=metric, value=v + 0.01 * s) for s in seeds for k, v in enumerate(values))
+
+    for model in ("a", "b"):
+        for method, metric in (("published", "ot_cost"), ("corrected", "ot_divergence")):
+            add(model, True, method, metric, profile, "adjacent_ot")
+            add(model, False, method, metric, untrained, "adjacent_ot")
+        for method, metric in (("published", "norm_entropy"), ("matrix-renyi", "prompt_entropy"),
+                               ("matrix-renyi", "dataset_entropy")):
+            add(model, True, method, metric, entropy, "entropy", (0,))
+            add(model, False, method, metric, untrained_entropy, "entropy", (0,))
+    return pd.DataFrame(rows)
+
+
+def test_reproduction_table_of_a_sweep_gives_each_points_verdicts_and_where_they_hold(tmp_path):
+    import otlens
+    import otlens.sweep
+    from otlens import reproduction
+
+    folder = tmp_path / "sweeps" / "ch1"
+    u, rough, dip, rise = [3.0, 1.0, 1.2, 1.1, 3.2], [5.0, 7.0, 4.0, 8.0, 5.0], [1, .6, .4, .7, 1], [.3, .5, .6, .8, 1]
+    flat = [1.0, 1.1, 1.2, 1.3, 1.4]
+    tables = {0: _chapter1_table(u, rough, dip, rise), 1: _chapter1_table(flat, [.5] * 5, rise, dip), 2: None}
+    points = []
+    for seed, table in tables.items():
+        key = f"{seed:012d}"
+        (folder / key).mkdir(parents=True)
+        status = "failed" if table is None else "done"
+        if table is not None:
+            table.to_csv(folder / key / "01_ot_across_depth.csv", index=False)
+            (folder / key / "01_ot_across_depth.ipynb").write_text("{}")
+        (folder / key / MANIFEST).write_text(json.dumps({"key": key, "status": status,
+                                                         "executed": "01_ot_across_depth.ipynb"}))
+        points.append({"key": key, "values": {"seed": seed}, "status": status})
+    (folder / "sweep.json").write_text(json.dumps({"name": "ch1", "notebook": "notebooks/01_ot_across_depth.md",
+                                                   "keys": ["seed"], "grid": {"seed": [0, 1, 2]}, "points": points}))
+    claims = tuple(c for c in reproduction.CLAIMS if c.chapter == "01_ot_across_depth")
+    table = otlens.reproduction_table(folder)  # the sweep's folder: one row per claim of the swept chapter
+    assert list(table.claim) == [c.claim for c in claims] and (table.runs == 2).all()
+    for seed in (0, 1):
+        alone = reproduction.reproduction_table(folder / f"{seed:012d}", claims=claims)
+        assert list(table[f"seed={seed}"]) == list(alone.verdict)
+    assert "seed=2" not in table.columns  # the failed point has no verdict, and is counted as failed
+    for row in table.itertuples():
+        verdicts = [table.loc[row.Index, f"seed={s}"] for s in (0, 1)]
+        assert row.holds == sum(v == "reproduced" for v in verdicts)
+        assert row.ours_same_method.startswith(f"holds in {row.holds} of 2 runs")
+        assert row.ours_same_method.endswith("; 1 run failed")
+        if verdicts == ["reproduced", "not reproduced"] or verdicts == ["reproduced", "partly reproduced"]:
+            assert row.breaks == "seed=1" and row.verdict == "partly reproduced"
+    long = otlens.sweep.sweep_reproduction(folder)
+    assert len(long) == 2 * len(claims) and set(long.point) == {f"{s:012d}" for s in (0, 1)}
+
+
 # ------------------------------------------------------------------------------ clusters
 
 

@@ -705,7 +705,8 @@ def sweep_reproduction_table(folder: str | os.PathLike, *, benchmarks: str | os.
     -------
     pandas.DataFrame
         One row per claim with the reproduction table's columns (``ours_same_method`` says
-        "holds in k of N runs", ``ours_corrected`` which grid values break it), then ``holds``
+        "holds in k of N runs" and which grid values break it; the per-point texts are in
+        :func:`sweep_reproduction`), then ``holds``
         (k), ``runs`` (N), ``breaks`` (the grid values under which it never holds while holding
         elsewhere, or the failing points), and one column per point (``key=value, ...``) with
         its verdict. Usable wherever :func:`otlens.reproduction.reproduction_table` is.
@@ -733,11 +734,12 @@ def sweep_reproduction_table(folder: str | os.PathLike, *, benchmarks: str | os.
         breaks = _breaks(g, keys)
         first = g.iloc[0]
         summary = f"holds in {k} of {n} runs (" + ", ".join(f"{int(c)} {v}" for v, c in verdicts.items()) + ")"
+        if breaks not in ("—", "every run"):
+            summary += f"; does not hold with {breaks}"
         if n_failed:
             summary += f"; {n_failed} run{'s' * (n_failed != 1)} failed"
         row = {**{c: first[c] for c in ("study", "claim", "chapter", "paper")}, "ours_same_method": summary,
-               "ours_corrected": "—" if breaks == "—" else f"does not hold with {breaks}", "verdict": verdict,
-               "holds": k, "runs": n, "breaks": breaks}
+               "ours_corrected": "—", "verdict": verdict, "holds": k, "runs": n, "breaks": breaks}
         row.update({labels[r.point]: r.verdict for r in g.itertuples()})
         rows.append(row)
     table = pd.DataFrame(rows)
