@@ -252,3 +252,27 @@ def test_pair_study_coupling_shape_and_verdict(rng):
         pair_study(["a-b"], feats, progress=False)
     with pytest.raises(ValueError, match="no features"):
         pair_study(["a>c"], feats, progress=False)
+
+
+def test_inner_problems_on_dask_workers_give_the_same_alignment(rng):
+    """``client=``: the L × M inner problems as Dask tasks (an in-process cluster of 2 workers)."""
+    from distributed import Client, LocalCluster
+
+    src = _system(rng, n_layers=3, width=12)
+    tgt = _deeper(rng, src) + [rng.standard_normal((120, 18))]  # unequal widths: the network simplex too
+    train, _ = split_stimuli(120, seed=0)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0") as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        for rotation in (False, True):
+            local = hot_align(src, tgt, train=train, rotation=rotation, progress=False)
+            dist = hot_align(src, tgt, train=train, rotation=rotation, progress=False, client=client)
+            np.testing.assert_allclose(dist.cost, local.cost, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(dist.P, local.P, atol=1e-12)
+            for row_d, row_l in zip(dist.Q, local.Q):
+                for qd, ql in zip(row_d, row_l):
+                    np.testing.assert_allclose(qd, ql, atol=1e-12)
+            assert dist.converged == local.converged and (dist.R is None) == (not rotation)
+            if rotation:
+                np.testing.assert_allclose(dist.R[1][2], local.R[1][2], atol=1e-8)
+        with pytest.raises(ValueError, match="client"):
+            hot_align(src, tgt, inner="entropic", client=client, progress=False)

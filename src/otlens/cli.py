@@ -1,7 +1,8 @@
 """The ``otlens`` command line.
 
     otlens run notebooks/01_ot_across_depth.md -p model gemma3-270m -p n_texts 256
-    otlens book --profile quick            # run every chapter, then build the HTML book
+    otlens book --profile quick            # run every chapter (in parallel on a local Dask cluster), build the book
+    otlens sweep notebooks/01_ot_across_depth.md --grid seed=0,1 --grid 'models=[[minilm-l6],[mpnet-base]]'
     otlens models                          # the offline model registry
     otlens pdf                             # the whole book as one PDF (headless Chromium)
 
@@ -45,6 +46,30 @@ def _parser() -> argparse.ArgumentParser:
                       help="build from the notebooks already in book/executed")
     book.add_argument("--no-strict", action="store_true",
                       help="do not turn Sphinx warnings into errors")
+    book.add_argument("--serial", action="store_true",
+                      help="run the chapters one after another in this process (default: in parallel on Dask)")
+    _add_cluster(book)
+
+    sweep = commands.add_parser(
+        "sweep", help="run one chapter over a grid of parameters on Dask (results/sweeps/<name>/)",
+        description="Run a chapter over a grid of parameters, one Dask task per grid point, each in "
+                    "results/sweeps/<name>/<key>/; rerunning resumes. Exits 1 if a point failed.")
+    sweep.add_argument("target", type=Path,
+                       help="chapter source (notebooks/NN_<name>.md) or a YAML sweep file (.yml)")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=VALUES",
+                       help="a swept parameter: KEY=0,1,2 or KEY='[[a],[b]]' (YAML); repeatable")
+    sweep.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                       dest="parameters", help="a fixed override for every point (VALUE parsed as YAML)")
+    sweep.add_argument("--zip", action="store_true",
+                       help="pair the i-th values of every key instead of taking every combination")
+    sweep.add_argument("--profile", default=None,
+                       help="parameter profile: quick, paper, or a YAML path (default: the sweep file's, else quick)")
+    sweep.add_argument("--name", default=None,
+                       help="sweep folder name under results/sweeps/ (default: the sweep file's or chapter's stem)")
+    sweep.add_argument("--retries", type=int, default=None,
+                       help="extra tries of a point whose worker or kernel died (default: 2)")
+    sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_cluster(sweep)
 
     commands.add_parser("models", help="list the model registry", description="List the model registry.")
 
@@ -63,6 +88,14 @@ def _add_profile(parser: argparse.ArgumentParser) -> None:
                         help="parameter profile: quick, paper, or a path to a YAML file (default: %(default)s)")
 
 
+def _add_cluster(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="Dask scheduler, e.g. tcp://HOST:8786 (default: $DASK_SCHEDULER_ADDRESS, "
+                             "else a local cluster on 127.0.0.1)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="local cluster: single-threaded workers (default: one per core)")
+
+
 def _run(args: argparse.Namespace) -> int:
     from otlens.runner import parse_value, run_notebook
 
@@ -76,8 +109,40 @@ def _run(args: argparse.Namespace) -> int:
 def _book(args: argparse.Namespace) -> int:
     from otlens.runner import build_book
 
-    index = build_book(profile=args.profile, execute=not args.no_execute, strict=not args.no_strict)
+    index = build_book(profile=args.profile, execute=not args.no_execute, strict=not args.no_strict,
+                       parallel=not args.serial, scheduler=args.scheduler, n_workers=args.workers)
     print(f"Open {index.resolve().as_uri()}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from otlens.runner import parse_value
+    from otlens.sweep import DEFAULT_RETRIES, parse_grid, read_sweep_file, run_sweep
+
+    spec: dict = {}
+    if args.target.suffix in (".yml", ".yaml"):
+        spec = read_sweep_file(args.target)
+        if not spec.get("notebook"):
+            raise FileNotFoundError(f"{args.target} names no `notebook`")
+        notebook = Path(spec["notebook"])
+    else:
+        notebook = args.target
+    grid = {**(spec.get("grid") or {}), **parse_grid(args.grid)}
+    parameters = {**(spec.get("parameters") or {}), **{k: parse_value(v) for k, v in args.parameters}}
+    retries = args.retries if args.retries is not None else spec.get("retries", DEFAULT_RETRIES)
+    result = run_sweep(notebook, grid, mode="zip" if args.zip else spec.get("mode", "product"),
+                       profile=args.profile or spec.get("profile", "quick"), parameters=parameters,
+                       name=args.name or (spec.get("name") if spec else None), scheduler=args.scheduler,
+                       n_workers=args.workers, retries=retries, progress=not args.no_progress)
+    n, ran = len(result.points), int(result.points.ran.sum())
+    print(f"Sweep {result.folder.name}: {n - len(result.failed)} of {n} points done ({ran} run now, "
+          f"{n - ran} resumed) in {result.wall_s:.1f} s on {result.n_workers or 'no'} workers; "
+          f"{_relative(result.folder)}")
+    for table, path in result.tables.items():
+        print(f"Wrote {_relative(path)}")
+    if not result.ok:
+        print(f"otlens sweep: {len(result.failed)} point(s) failed:\n{result.describe_failures()}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -104,13 +169,14 @@ def _relative(path: Path) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``otlens`` console script; returns the exit code."""
+    from otlens.cluster import ClusterError
     from otlens.runner import BookBuildError, NotebookError, ParameterError
 
     args = _parser().parse_args(argv)
-    handler = {"run": _run, "book": _book, "models": _models, "pdf": _pdf}[args.command]
+    handler = {"run": _run, "book": _book, "models": _models, "pdf": _pdf, "sweep": _sweep}[args.command]
     try:
         return handler(args)
-    except (NotebookError, ParameterError, BookBuildError, FileNotFoundError) as exc:
+    except (NotebookError, ParameterError, BookBuildError, ClusterError, FileNotFoundError) as exc:
         print(f"otlens {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -389,6 +389,7 @@ def hot_align(
     rotation_tol: float = 1e-6,
     device: Any = "cpu",
     progress: bool = True,
+    client: Any = None,
 ) -> HOTAlignment:
     """Fit HOT (``rotation=False``) or HOT+R between two systems on the ``train`` stimuli.
 
@@ -411,6 +412,11 @@ def hot_align(
         Device of the entropic solver.
     progress : bool
         tqdm bar over the ``L × M`` pairs.
+    client : distributed.Client, optional
+        Exact inner OT only: solve the ``L × M`` inner problems as Dask tasks on this client's
+        workers (the layers' unit vectors are scattered once; each task builds its correlation
+        block and returns the plan's nonzeros). Same plans as without a client, up to the
+        rounding of the correlation products.
     """
     from tqdm.auto import tqdm
 
@@ -422,6 +428,8 @@ def hot_align(
     check_positive(rotation_tol, "rotation_tol", allow_zero=True)
     if rotation and inner != "exact":
         raise ValueError("HOT+R (`rotation=True`) uses exact inner OT; got inner='entropic'")
+    if client is not None and inner != "exact":
+        raise ValueError("`client` distributes the exact inner problems; got inner='entropic' (drop `client`)")
     idx = np.arange(n_stim) if train is None else np.asarray(train, dtype=np.int64)
     if idx.ndim != 1 or len(idx) < 3 or idx.min() < 0 or idx.max() >= n_stim:
         raise ValueError(f"`train` must hold >= 3 stimulus indices in [0, {n_stim}); got {len(idx)} indices")
@@ -435,6 +443,10 @@ def hot_align(
     R = [[None] * M for _ in range(L)] if rotation else None
     cost = np.zeros((L, M))
     ok = True
+    if client is not None and inner == "exact":
+        ok = _inner_on_dask(client, us, vs, Q, R, cost, rotation=rotation, max_iter=max_rotation_iter,
+                            tol=rotation_tol, progress=progress)
+        return _finish_alignment(Q, R, cost, ok, rotation, max_rotation_iter, inner, s_scale, t_scale)
     corr = _correlation_blocks(us, vs)
     bar = tqdm(total=L * M, desc=f"HOT{'+R' if rotation else ''} inner OT", unit="pair", disable=not progress, leave=False)
     # The loop's matrix products are small and the solvers single-threaded: one BLAS thread. Idle
@@ -459,13 +471,59 @@ def hot_align(
                     Q[i][j], cost[i, j] = uniform_ot(1.0 - g)
                 bar.update(1)
     bar.close()
+    return _finish_alignment(Q, R, cost, ok, rotation, max_rotation_iter, inner, s_scale, t_scale)
+
+
+def _finish_alignment(Q, R, cost, ok, rotation, max_rotation_iter, inner, s_scale, t_scale) -> HOTAlignment:
+    """The outer OT over the inner costs, and the alignment."""
     if rotation and not ok:
         warnings.warn(f"HOT+R: some rotation loops did not settle within {max_rotation_iter} iterations "
-                      "(objective still falling); raise `max_rotation_iter`", ConvergenceWarning, stacklevel=2)
+                      "(objective still falling); raise `max_rotation_iter`", ConvergenceWarning, stacklevel=3)
     P = outer_ot(cost)
     as_tuple = lambda grid: tuple(tuple(row) for row in grid)  # noqa: E731
     return HOTAlignment(P=P, Q=as_tuple(Q), cost=cost, R=as_tuple(R) if rotation else None, inner=inner,
                         converged=ok, source_scalers=s_scale, target_scalers=t_scale)
+
+
+def _inner_pair(u: np.ndarray, v: np.ndarray, rotation: bool, max_iter: int, tol: float):
+    """One exact inner problem (a Dask task): the plan's nonzeros ``(rows, cols, values)``, R, cost, converged."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        g = u.T @ v
+        if rotation:
+            plan, rot, c, conv = _rotation_ot(g, max_iter=max_iter, tol=tol)
+        else:
+            (plan, c), rot, conv = uniform_ot(1.0 - g), None, True
+    rows, cols = np.nonzero(plan)
+    return (rows.astype(np.int32), cols.astype(np.int32), plan[rows, cols], plan.shape), rot, c, conv
+
+
+def _inner_on_dask(client: Any, us: list, vs: list, Q: list, R: list | None, cost: np.ndarray, *, rotation: bool,
+                   max_iter: int, tol: float, progress: bool) -> bool:
+    """Solve the ``L × M`` exact inner problems as Dask tasks; fill ``Q``, ``R``, ``cost``; all converged?"""
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    u_f, v_f = client.scatter(us), client.scatter(vs)
+    futures = {client.submit(_inner_pair, u_f[i], v_f[j], rotation, max_iter, tol, pure=False): (i, j)
+               for i in range(len(us)) for j in range(len(vs))}
+    ok = True
+    with tqdm(total=len(futures), desc=f"HOT{'+R' if rotation else ''} inner OT (Dask)", unit="pair",
+              disable=not progress, leave=False) as bar:
+        try:
+            for future in as_completed(futures, loop=client.loop):
+                i, j = futures[future]
+                (rows, cols, values, shape), rot, cost[i, j], conv = future.result()
+                plan = np.zeros(shape)
+                plan[rows, cols] = values
+                Q[i][j] = plan
+                if rotation:
+                    R[i][j] = rot
+                ok = ok and conv
+                bar.update(1)
+        finally:
+            for future in [*futures, *u_f, *v_f]:
+                future.release()
+    return ok
 
 
 def _derangement(n: int, rng: np.random.Generator) -> np.ndarray:

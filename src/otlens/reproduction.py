@@ -348,7 +348,9 @@ def reproduction_table(results_dir: str | Path | None = None, *, benchmarks: str
     Parameters
     ----------
     results_dir : path, optional
-        Where the chapters wrote their tables (default :func:`otlens.config.results_dir`).
+        Where the chapters wrote their tables (default :func:`otlens.config.results_dir`). A
+        sweep's folder (``results/sweeps/<name>``) gives each claim's verdict per grid point and
+        "holds in k of N runs" instead (:func:`otlens.sweep.sweep_reproduction_table`).
     benchmarks : path, "auto" or None
         The benchmark table some claims also read (HiRef at 2^20 points takes minutes, so no
         chapter runs it). ``"auto"``: ``results_dir/benchmarks.csv`` when ``make bench`` wrote
@@ -367,6 +369,10 @@ def reproduction_table(results_dir: str | Path | None = None, *, benchmarks: str
 
         results_dir = default()
     results_dir = Path(results_dir)
+    if (results_dir / "sweep.json").is_file():  # a sweep's folder: verdicts per grid point (otlens.sweep)
+        from .sweep import sweep_reproduction_table
+
+        return sweep_reproduction_table(results_dir, benchmarks=benchmarks, claims=claims)
     if not results_dir.is_dir():
         raise FileNotFoundError(f"`results_dir` {results_dir} does not exist; run the chapters first")
     bench = _benchmarks(results_dir, benchmarks)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -42,8 +43,10 @@ __all__ = [
     "notebooks_in_toc",
     "parse_value",
     "project_root",
+    "run_chapters",
     "run_jupyter_book",
     "run_notebook",
+    "runs_after_others",
 ]
 
 EXECUTED_DIR = "book/executed"  # where executed chapters go, relative to the project root
@@ -71,6 +74,15 @@ class NotebookError(RuntimeError):
         self.ename = ename  # exception class name raised in the kernel
         self.evalue = evalue  # exception message raised in the kernel
         self.executed_path = executed_path  # the partially executed notebook, kept for inspection
+
+    def __reduce__(self):  # keyword-only fields: pickle (Dask sends errors back) needs them spelled out
+        return (_notebook_error_from, (str(self), dict(self.__dict__)))
+
+
+def _notebook_error_from(message: str, fields: dict) -> "NotebookError":
+    error = NotebookError(message, notebook=fields.pop("notebook"))
+    error.__dict__.update(fields)
+    return error
 
 
 class ParameterError(ValueError):
@@ -495,10 +507,112 @@ def _toc_files(node: Any) -> list[str]:
     return files
 
 
+def runs_after_others(chapter: str | os.PathLike) -> bool:
+    """Whether a chapter reads the other chapters' results, so runs after them.
+
+    Such a chapter says so in its metadata (the jupytext front matter): ``otlens: {after: all}``.
+    """
+    import jupytext
+
+    return (jupytext.read(Path(chapter)).metadata.get("otlens") or {}).get("after") == "all"
+
+
+def run_chapters(chapters: list[str | os.PathLike], *, profile: str | os.PathLike = "quick",
+                 parameters_by_notebook: Mapping[str, Mapping[str, Any]] | None = None,
+                 client: Any = None, progress: bool = True) -> list[Path]:
+    """Execute chapters into ``book/executed/``: one after another, or as Dask tasks on ``client``.
+
+    With a client the chapters run in parallel, each as one task (on the local cluster of
+    :func:`otlens.cluster.dask_client`, one single-threaded worker per core), except those that
+    read the others' results (:func:`runs_after_others`), which start once the others finished.
+    The longest chapters start first (Dask priorities from each chapter's wall time in its last
+    run with the same profile, kept in ``<OTLENS_CACHE>/book/durations.json``; a chapter never
+    timed counts as the longest), so the last worker to finish is not one that started a long
+    chapter late.
+
+    Returns
+    -------
+    list of Path
+        The executed notebooks, in the order of ``chapters``.
+
+    Raises
+    ------
+    NotebookError
+        The first chapter that fails (the chapters still running are cancelled).
+    """
+    chapters = [Path(c) for c in chapters]
+    overrides = dict(parameters_by_notebook or {})
+    durations = _Durations(profile)
+    if client is None:
+        out = []
+        for c in chapters:
+            path, seconds = _timed_run(c, profile=profile, parameters=overrides.get(c.stem), progress=progress)
+            durations.record(c.stem, seconds)
+            out.append(path)
+        return out
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    later = [c for c in chapters if runs_after_others(c)]
+    stages = [[c for c in chapters if c not in later], later]
+    done: dict[Path, Path] = {}
+    with tqdm(total=len(chapters), desc="chapters", unit="chapter", disable=not progress) as bar:
+        for stage in stages:
+            futures = {client.submit(_timed_run, c, profile=profile, parameters=overrides.get(c.stem),
+                                     progress=False, key=f"otlens-chapter-{c.stem}-{os.getpid()}", pure=False,
+                                     priority=durations.priority(c.stem)): c
+                       for c in stage}
+            try:
+                for future in as_completed(futures, loop=client.loop):
+                    chapter = futures[future]
+                    done[chapter], seconds = future.result()
+                    durations.record(chapter.stem, seconds)
+                    bar.set_postfix_str(chapter.stem)
+                    bar.update(1)
+            finally:
+                for future in futures:
+                    future.cancel()
+    return [done[c] for c in chapters]
+
+
+def _timed_run(chapter: Path, **kwargs: Any) -> tuple[Path, float]:
+    """:func:`run_notebook` and its wall time in seconds."""
+    import time
+
+    t0 = time.perf_counter()
+    path = run_notebook(chapter, **kwargs)
+    return path, time.perf_counter() - t0
+
+
+class _Durations:
+    """Each chapter's wall time in its last run with one profile (``<OTLENS_CACHE>/book/durations.json``)."""
+
+    def __init__(self, profile: str | os.PathLike):
+        from otlens.config import cache_dir
+
+        self.path = cache_dir("book") / "durations.json"
+        self.profile = str(profile)
+        try:
+            self.table = json.loads(self.path.read_text())
+        except (FileNotFoundError, ValueError):
+            self.table = {}
+
+    def priority(self, stem: str) -> int:
+        """Dask priority: higher starts first; a chapter never timed first of all."""
+        seconds = self.table.get(f"{stem}|{self.profile}")
+        return 10**9 if seconds is None else int(round(seconds))
+
+    def record(self, stem: str, seconds: float) -> None:
+        self.table[f"{stem}|{self.profile}"] = float(seconds)
+        text = json.dumps(self.table, indent=1, sort_keys=True)
+        atomic_write(self.path, lambda tmp: tmp.write_text(text))
+
+
 def build_book(*, profile: str | os.PathLike = "quick",
                parameters_by_notebook: Mapping[str, Mapping[str, Any]] | None = None,
                execute: bool = True, strict: bool = True, progress: bool = True,
-               root: str | os.PathLike | None = None) -> Path:
+               root: str | os.PathLike | None = None, parallel: bool = False,
+               scheduler: str | None = None, n_workers: int | None = None) -> Path:
     """Run every chapter in ``_toc.yml`` (unless ``execute=False``), then build the HTML book.
 
     Parameters
@@ -513,6 +627,13 @@ def build_book(*, profile: str | os.PathLike = "quick",
         Build with ``-W -n --keep-going``: any Sphinx warning fails the build.
     root : path, optional
         The project root (holding ``_config.yml`` and ``_toc.yml``); found from cwd by default.
+    parallel : bool
+        Run the chapters as Dask tasks (:func:`run_chapters`): on a local cluster of
+        ``n_workers`` single-threaded workers (default one per core), or on ``scheduler``.
+    scheduler : str, optional
+        A Dask scheduler address (default ``$DASK_SCHEDULER_ADDRESS``), with ``parallel``.
+    n_workers : int, optional
+        Workers of the local cluster, with ``parallel``.
 
     Returns
     -------
@@ -532,11 +653,19 @@ def build_book(*, profile: str | os.PathLike = "quick",
     unknown = sorted(set(overrides) - {c.stem for c in chapters})
     if unknown:
         raise ParameterError(f"No chapter named {unknown} in the toc; chapters: {[c.stem for c in chapters]}.")
-    for chapter in chapters:
-        if execute:
-            run_notebook(chapter, profile=profile, parameters=overrides.get(chapter.stem),
+    if execute and parallel:
+        from otlens.cluster import dask_client, dashboard_link
+
+        with dask_client(scheduler, n_workers=n_workers) as client:
+            link = dashboard_link(client)
+            if progress and link:
+                print(f"Dask dashboard: {link}", flush=True)
+            run_chapters(chapters, profile=profile, parameters_by_notebook=overrides, client=client,
                          progress=progress)
-        elif not (root / EXECUTED_DIR / f"{chapter.stem}.ipynb").is_file():
+    elif execute:
+        run_chapters(chapters, profile=profile, parameters_by_notebook=overrides, progress=progress)
+    for chapter in chapters:
+        if not execute and not (root / EXECUTED_DIR / f"{chapter.stem}.ipynb").is_file():
             raise BookBuildError(
                 f"{EXECUTED_DIR}/{chapter.stem}.ipynb does not exist; run `otlens run "
                 f"{_display_path(chapter, root)}` or build without --no-execute."
