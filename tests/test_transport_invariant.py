@@ -458,3 +458,29 @@ def test_cost_matrix_equals_clouds_and_top_level_export():
     with pytest.raises(ValueError, match="`cost`"):
         sinkhorn(cost=np.full((3, 3), np.nan), reg=0.1)
     assert sq_euclidean_cost(torch.tensor(x)[None], torch.tensor(y)[None]).shape == (1, 11, 13)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none here)")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_results_are_honest_and_match_cpu(dtype):
+    """The reproductions of #15 on a GPU: the same invariant, the same answers as on the CPU."""
+    x, y, a, b, reg = _repro3()
+    X, Y = _issue_clouds()
+    cases = [dict(x=x, y=y, a=a, b=b, reg=reg), dict(x=x, y=y, a=a, b=b, reg=reg, mode="log", eps_scaling=None),
+             dict(x=X, y=Y, reg=1e-4, eps_scaling=None), dict(x=X, y=Y, reg=0.1), dict(x=X, y=Y, reg=1e-4)]
+    for kw in cases:
+        kw = dict(kw)
+        xs, ys = (torch.tensor(kw.pop(k), dtype=dtype) for k in ("x", "y"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gpu = sinkhorn(xs, ys, device="cuda", return_plan=True, **kw)
+            cpu = sinkhorn(xs, ys, return_plan=True, **kw)
+        P = gpu.plan.double().cpu().numpy()
+        wa = np.full(len(xs), 1 / len(xs)) if "a" not in kw else kw["a"]
+        wb = np.full(len(ys), 1 / len(ys)) if "b" not in kw else kw["b"]
+        true = max(np.abs(P.sum(1) - wa).sum(), np.abs(P.sum(0) - wb).sum())
+        assert float(gpu.marginal_error) == pytest.approx(true, rel=1e-2, abs=1e-7)
+        assert gpu.converged == (true <= (1e-5 if dtype == torch.float32 else 1e-6) * 1.01)
+        if gpu.converged and cpu.converged:  # (Anderson's path depends on rounding: one may converge first)
+            assert float(gpu.cost) == pytest.approx(float(cpu.cost), rel=1e-4)
