@@ -609,7 +609,7 @@ def learned_u(df: pd.DataFrame) -> Verdict:
     if "u_shape" not in shapes:
         return replace(missing("learned_u", "the profile has no interior transition"), verdict=OPEN_QUESTION)
     first, last = shapes.iloc[0], shapes.iloc[-1]
-    detail = (f"{first.model}: edge ratio {first.edge_ratio:.2f} at step {int(first.step)} → {last.edge_ratio:.2f} at "
+    detail = (f"{first.model}, corrected method (debiased divergence, mean over token samples): edge ratio {first.edge_ratio:.2f} at step {int(first.step)} → {last.edge_ratio:.2f} at "
               f"step {int(last.step)}; U-shaped at step 0: {'yes' if first.u_shape else 'no'}, at the end: "
               f"{'yes' if last.u_shape else 'no'}. The trained model is "
               + ("U-shaped, so the question can be asked of it." if last.u_shape else
