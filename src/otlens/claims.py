@@ -94,16 +94,16 @@ def _cross(pairs) -> list[str]:
 
 
 def _verdict(key: str, verdict: str, c: Comparison | None, *, label: str, null: str, unit: str, rule: str,
-             detail: str, pct: bool = False, comparisons=()) -> Verdict:
+             detail: str, pct: bool = False, comparisons=(), signed: bool = True) -> Verdict:
     if c is None:
         return Verdict(key, verdict, math.nan, (math.nan, math.nan), label, null, 0, unit, rule, detail, pct,
-                       tuple(comparisons))
+                       tuple(comparisons), signed=signed)
     return Verdict(key, verdict, c.effect, (c.lo, c.hi), label + (f" ({c.unit})" if c.unit else ""), null, c.n,
-                   unit, rule, detail, pct, tuple(comparisons))
+                   unit, rule, detail, pct, tuple(comparisons), signed=signed)
 
 
-def _units_text(cs, pct: bool = False) -> str:
-    return "; ".join(f"{c.unit}: {c.text(pct=pct)} → {c.outcome}" for c in cs)
+def _units_text(cs, pct: bool = False, signed: bool = True) -> str:
+    return "; ".join(f"{c.unit}: {c.text(pct=pct, signed=signed)} → {c.outcome}" for c in cs)
 
 
 def _log(x) -> np.ndarray:
@@ -356,7 +356,7 @@ def plan_error(df: pd.DataFrame) -> Verdict:
                     unit="random lists per length",
                     rule=(f"per list length, the mean L1 distance to the entropic optimum at the deepest depth, "
                           f"t-interval over lists; reproduced when the upper end is below {PLAN_TOL} for every length."),
-                    detail=_units_text(cs), comparisons=cs)
+                    detail=_units_text(cs, signed=False), comparisons=cs, signed=False)
 
 
 def sorting(df: pd.DataFrame) -> Verdict:
@@ -376,7 +376,7 @@ def sorting(df: pd.DataFrame) -> Verdict:
                     null="a random order is sorted with probability 1/n!", unit="random lists per length",
                     rule=("every list of every length sorted by the same weights at the deepest depth (exact "
                           "binomial interval shown); at least five lists per length."),
-                    detail=_units_text(cs, pct=True), comparisons=cs)
+                    detail=_units_text(cs, pct=True, signed=False), comparisons=cs, signed=False)
 
 
 def _verse_counts(df: pd.DataFrame, method: str) -> pd.DataFrame:
@@ -416,7 +416,7 @@ def ot_accuracy(df: pd.DataFrame) -> Verdict:
     for method in ("ot-entropic", "cosine", "attention-mean"):
         try:
             k, _ = _held_out_accuracy(df, method)
-            others.append(f"{method} {k.text(pct=True)}")
+            others.append(f"{method} {k.text(pct=True, signed=False)}")
         except KeyError:
             pass
     heads = df[(df.experiment == "gold_alignment_verse") & df.method.astype(str).str.startswith("head-")]
@@ -436,7 +436,8 @@ def ot_accuracy(df: pd.DataFrame) -> Verdict:
               f"source word is gold) reported on the other half with a bootstrap interval over verses; reproduced "
               f"when the interval lies above {TARGET_ACCURACY - ACCURACY_TOLERANCE:.0%} (about "
               f"{TARGET_ACCURACY:.0%}), not reproduced when it lies below, inconclusive otherwise."),
-        detail=f"{c.unit}. Held out the same way: " + "; ".join(others) + ".", comparisons=(c,))
+        detail=f"{c.unit}." + (" Held out the same way: " + "; ".join(others) + "." if others else ""),
+        comparisons=(c,), signed=False)
 
 
 def _agreement_comparisons(df: pd.DataFrame, experiment: str, seed: int = 0) -> tuple[Comparison, Comparison, str]:
@@ -737,6 +738,6 @@ def describe_chapter(chapter: str, table: pd.DataFrame, bench: pd.DataFrame | No
 
     verdicts = judge(chapter, table, bench)
     text = describe_verdicts(verdicts, {k: _INFO[k].claim for k in CHAPTER_RULES[chapter]})
-    settings = "; ".join(dict.fromkeys(f"*{_INFO[v.claim].original}* (study) vs *{_INFO[v.claim].ours}* (here)"
-                                       for v in verdicts))
-    return text + "\n\n**Setting.** " + settings + "."
+    original = "; ".join(dict.fromkeys(_INFO[v.claim].original for v in verdicts))
+    ours = "; ".join(dict.fromkeys(_INFO[v.claim].ours for v in verdicts))
+    return text + f"\n\n**Setting.** The studies: {original}. Here: {ours}."

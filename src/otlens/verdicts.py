@@ -75,8 +75,8 @@ class Comparison:
     outcome: str  #: "higher", "lower", "tie", "undecided" or "underpowered"
     unit: str = ""  #: which model / pair / data set
 
-    def text(self, digits: int = 3, pct: bool = False) -> str:
-        return fmt_effect(self.effect, (self.lo, self.hi), digits=digits, pct=pct)
+    def text(self, digits: int = 3, pct: bool = False, signed: bool = True) -> str:
+        return fmt_effect(self.effect, (self.lo, self.hi), digits=digits, pct=pct, signed=signed)
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,7 @@ class Verdict:
     pct: bool = False  #: show the effect as a percentage
     comparisons: tuple[Comparison, ...] = field(default=(), compare=True)
     shown: str = ""  #: how the effect is shown, when it is not a difference with an interval (a size, a count)
+    signed: bool = True  #: False for a level (an accuracy, an error) rather than a difference
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -108,7 +109,7 @@ class Verdict:
             return self.shown
         if not np.isfinite(self.effect):
             return "—"
-        return fmt_effect(self.effect, self.ci, pct=self.pct)
+        return fmt_effect(self.effect, self.ci, pct=self.pct, signed=self.signed)
 
     @property
     def replicates(self) -> str:
@@ -292,9 +293,18 @@ def partial_spearman(x: Any, y: Any, z: Any) -> float:
 
 
 # --------------------------------------------------------------------------- text
-def fmt_effect(effect: float, ci: tuple[float, float], *, digits: int = 3, pct: bool = False) -> str:
-    """``+0.012 [+0.004, +0.020]`` (or percentages); the interval omitted when there is none."""
-    f = (lambda v: f"{100 * v:+.1f}%") if pct else (lambda v: f"{v:+.{digits}f}")
+def fmt_effect(effect: float, ci: tuple[float, float], *, digits: int = 3, pct: bool = False,
+               signed: bool = True) -> str:
+    """``+0.012 [+0.004, +0.020]`` (or percentages; unsigned for a level rather than a difference;
+    two significant digits for values below 0.01); the interval omitted when there is none."""
+    sign = "+" if signed else ""
+    small = not pct and np.isfinite(effect) and 0 < abs(effect) < 10 ** -(digits - 1)
+    if pct:
+        f = lambda v: f"{100 * v:{sign}.1f}%"  # noqa: E731
+    elif small:
+        f = lambda v: f"{v:{sign}.2g}"  # noqa: E731
+    else:
+        f = lambda v: f"{v:{sign}.{digits}f}"  # noqa: E731
     if not np.isfinite(effect):
         return "—"
     if not (np.isfinite(ci[0]) and np.isfinite(ci[1])):
