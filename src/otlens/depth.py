@@ -29,6 +29,7 @@ Every function returns a tidy :class:`pandas.DataFrame` with the results contrac
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -413,6 +414,43 @@ def mid_depth_dip(values: Sequence[float]) -> float:
     return float(v[~mid].min() - v[mid].min())
 
 
+def _centred_gram_entropy(k: torch.Tensor, d_model: int, alpha: float) -> torch.Tensor:
+    """Normalised Rényi entropy of centred, unit-norm rows, from their raw Gram matrices ``[B, n, n]``.
+
+    The same number as :func:`otlens.entropy.dataset_entropy` of the rows, computed in the
+    ``n x n`` space (centring is ``H K H`` with ``H = I - 11^T / n``), so a bootstrap resample of
+    a few hundred texts costs a few small eigendecompositions whatever the width.
+    """
+    from .entropy import _spectrum_entropy
+
+    n = k.shape[-1]
+    if min(n, d_model) < 2:
+        return k.new_zeros(k.shape[0])
+    h = torch.eye(n, dtype=k.dtype) - 1.0 / n
+    kc = h @ k @ h
+    d = torch.diagonal(kc, dim1=-2, dim2=-1).clamp_min(0).sqrt()  # row norms after centring
+    scale = torch.diagonal(k, dim1=-2, dim2=-1).clamp_min(0).sqrt().amax(-1, keepdim=True)
+    nz = d > max(64, n) * torch.finfo(k.dtype).eps * scale  # rows at the mean are zero rows
+    inv = torch.where(nz, 1.0 / d.clamp_min(torch.finfo(k.dtype).tiny), 0.0)
+    kn = kc * inv[:, :, None] * inv[:, None, :]
+    lam = torch.linalg.eigvalsh(kn)
+    lam = torch.where(lam > lam[:, -1:] * n * torch.finfo(k.dtype).eps, lam, 0.0)
+    total = lam.sum(-1, keepdim=True)
+    ent = _spectrum_entropy(lam / total.clamp_min(torch.finfo(k.dtype).tiny), alpha)
+    return torch.where(total[:, 0] > 0, ent, 0.0) / math.log(min(n, d_model))
+
+
+@contextmanager
+def _one_thread():
+    """Run many tiny tensor operations on one thread (thread synchronisation would dominate them)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 @torch.no_grad()
 def entropy_dip_bootstrap(acts: Any, *, n_resamples: int = 200, seed: int = 0, model: str | None = None,
                           trained: bool = True, init_seed: int = 0, alpha: float = 1.0) -> pd.DataFrame:
@@ -424,33 +462,46 @@ def entropy_dip_bootstrap(acts: Any, *, n_resamples: int = 200, seed: int = 0, m
     (of the drawn texts' pooled vectors). Returns tidy rows ``experiment="entropy_dip"``,
     ``layer=-1``, ``seed=init_seed``, ``resample=r`` (``-1``: all texts once), metric, value.
     """
-    from .entropy import renyi_entropy
+    with _one_thread():
+        return _entropy_dip_bootstrap(acts, n_resamples=n_resamples, seed=seed, model=model, trained=trained,
+                                      init_seed=init_seed, alpha=alpha)
+
+
+def _entropy_dip_bootstrap(acts: Any, *, n_resamples: int, seed: int, model: str | None, trained: bool,
+                           init_seed: int, alpha: float) -> pd.DataFrame:
+    from .entropy import _renyi_batched
 
     n_resamples = check_int(n_resamples, "n_resamples", minimum=2)
+    alpha = check_positive(alpha, "alpha")
     states, text_index = acts.states, acts.text_index
-    n_texts = int(acts.n_texts)
+    n_layers, n_texts = states.shape[0], int(acts.n_texts)
     norms = states.to(torch.float64).norm(dim=-1)  # [n_layers, n_tokens]
-    per_text_norm = torch.zeros(norms.shape[0], n_texts, dtype=torch.float64)
+    per_text_norm = torch.zeros(n_layers, n_texts, dtype=torch.float64)
     per_text_nlogn = torch.zeros_like(per_text_norm)
     per_text_norm.index_add_(1, text_index, norms)
     per_text_nlogn.index_add_(1, text_index, norms * torch.log(norms.clamp_min(1e-300)))
     n_tok = torch.bincount(text_index, minlength=n_texts).to(torch.float64)
-    prompt = torch.stack([prompt_entropy(acts.text_states(i), torch.zeros(int(n_tok[i]), dtype=torch.long),
-                                         alpha=alpha) if n_tok[i] >= 2 else torch.full((states.shape[0],), float("nan"))
-                          for i in range(n_texts)], dim=1).to(torch.float64)  # [n_layers, n_texts]
-    pooled = acts.pooled().to(torch.float64)
+    # each text's prompt entropy, once (text_index is non-decreasing: a text is a slice)
+    ends = torch.cumsum(n_tok.long(), 0).tolist()
+    prompt = torch.full((n_layers, n_texts), float("nan"), dtype=torch.float64)
+    for i, (a, b) in enumerate(zip([0] + ends[:-1], ends)):
+        if b - a >= 2:
+            prompt[:, i] = _renyi_batched(states[:, a:b].to(torch.float64), alpha, True)
+    pooled = acts.pooled().to(torch.float64)  # [n_layers, n_texts, d_model]
+    gram = pooled @ pooled.mT  # [n_layers, n_texts, n_texts]: every resample's dataset entropy works in it
+    d_model = pooled.shape[-1]
+    keep = torch.isfinite(prompt[0])
     rng = np.random.default_rng(seed)
     draws = [np.arange(n_texts)] + [rng.integers(0, n_texts, n_texts) for _ in range(n_resamples)]
     method = {"norm_entropy": "published", "prompt_entropy": "matrix-renyi", "dataset_entropy": "matrix-renyi"}
     rows = []
     for r, idx in enumerate(draws):
         w = torch.as_tensor(np.bincount(idx, minlength=n_texts), dtype=torch.float64)
-        s = per_text_norm @ w  # sum of norms over the drawn tokens
-        # H = -sum w_t n_i/S log(n_i/S) = log S - (sum w n log n) / S, normalised by log N
+        s = per_text_norm @ w  # sum of the drawn tokens' norms, per layer
+        # H = -sum_i (n_i / S) log(n_i / S) = log S - (sum_i n_i log n_i) / S, normalised by log N
         h_norm = (torch.log(s) - (per_text_nlogn @ w) / s) / math.log(float(n_tok @ w))
-        keep = torch.isfinite(prompt[0])
         h_prompt = (prompt[:, keep] @ w[keep]) / w[keep].sum()
-        h_data = renyi_entropy(pooled[:, torch.as_tensor(idx)], alpha=alpha)
+        h_data = _centred_gram_entropy(gram[:, idx][:, :, idx], d_model, alpha)
         for metric, curve in (("norm_entropy", h_norm), ("prompt_entropy", h_prompt), ("dataset_entropy", h_data)):
             rows.append(dict(experiment="entropy_dip", model=model or acts.model, trained=trained,
                              method=method[metric], layer=-1, seed=init_seed, metric=metric,
