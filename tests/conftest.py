@@ -58,6 +58,18 @@ def run_chapter(tmp_path, results_dir):
     return run
 
 
+def glued_markdown(nb: dict, name: str) -> str:
+    """The markdown a chapter glued under ``name`` (myst-nb's ``glue``), from an executed notebook."""
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            if o.get("metadata", {}).get("scrapbook", {}).get("name") == name:
+                data = o.get("data", {})
+                for key in ("application/papermill.record/text/markdown", "text/markdown"):
+                    if key in data:
+                        return "".join(data[key])
+    raise KeyError(f"nothing glued as {name!r}")
+
+
 def _copy_book(root):
     """Copy the repository's book into ``root`` with a tiny chapter standing in for the first one.
 

@@ -17,8 +17,6 @@ from otlens.depth import (
     PROFILE_SOLVER,
     ProfileMethod,
     adjacent_profile,
-    claim_table,
-    describe_claims,
     has_interior_minimum,
     entropy_profile,
     get_method,
@@ -460,29 +458,6 @@ def test_has_interior_minimum_known_curves():
     assert not has_interior_minimum([1.0, 0.999, 1.0, 2.0])  # dip smaller than 1% of the range
     with pytest.raises(ValueError, match="`values`"):
         has_interior_minimum([1.0, 2.0])
-
-
-def test_claim_table_reads_u_shape_level_and_bottleneck():
-    rows = []
-    for seed in (0, 1):
-        rows += _profile_rows("m", True, "corrected", seed, [3.0, 1.0, 1.0, 1.0, 3.0 + seed])  # a U
-        rows += _profile_rows("m", False, "corrected", seed, [6.0, 6.1, 5.9, 6.0, 6.0])  # flat and higher
-        rows += _profile_rows("m", True, "published", seed, [1.0, 2.0, 3.0, 4.0, 5.0])  # monotone
-        rows += _profile_rows("m", False, "published", seed, [1.0, 2.0, 3.0, 4.0, 5.0])
-    ent = [dict(experiment="entropy", model="m", trained=t, method="published", layer=i, seed=0,
-                metric="norm_entropy", value=v)
-           for t, curve in ((True, [0.9, 0.5, 0.8]), (False, [0.9, 0.8, 0.7])) for i, v in enumerate(curve)]
-    claims = claim_table(pd.DataFrame(rows), pd.DataFrame(ent)).set_index("method")
-    c, p = claims.loc["corrected"], claims.loc["published"]
-    assert c.u_shape and not p.u_shape
-    assert c.edge_ratio == pytest.approx((3.0 + 3.0) / 2)  # mean over seeds of min(first, last) / median(middle)
-    assert c.edge_ratio_min == pytest.approx(3.0)
-    assert c.untrained_level == pytest.approx(6.0 / np.mean([3, 1, 1, 1, 3, 3, 1, 1, 1, 4]))
-    assert p.untrained_level == pytest.approx(1.0)
-    assert bool(c.bottleneck_norm_entropy) and not bool(c.bottleneck_norm_entropy_untrained)
-    text = describe_claims(claims.reset_index())
-    assert "*corrected* 1 of 1" in text and "*published* 0 of 1" in text
-    assert "norm entropy **yes** / **no**" in text
 
 
 def test_converged_is_judged_per_transition_in_a_batch(rng):

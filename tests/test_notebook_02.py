@@ -40,7 +40,7 @@ def test_chapter_02_runs_on_tiny_parameters(tmp_path, run_chapter, rng):
     params = dict(TINY_02, brain_dir=str(tmp_path / "brain"))
     nb, table = run_chapter("02_hierarchical_alignment", params)
     assert list(table.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
-    assert set(table.experiment) == {"hot", "coupling", "hot-brain"}
+    assert set(table.experiment) == {"hot", "coupling", "coupling_null", "hot-brain"}
     hot = table[table.experiment == "hot"]
     assert set(hot.model) == set(TINY_02["pairs"])
     assert set(hot[hot.model == "minilm-l6>minilm-l6"].method) >= {"hot", "hot+R", "pairwise", "perm-p", "single-best"}
@@ -50,3 +50,9 @@ def test_chapter_02_runs_on_tiny_parameters(tmp_path, run_chapter, rng):
     assert set(table[table.experiment == "hot-brain"].model) == {"subj01>subj02"}
     images = [sum("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in nb["cells"]]
     assert sum(images) == 3 and max(images) == 1
+    # the chapter's verdict is the reproduction page's: one function of the saved table
+    from conftest import glued_markdown
+    from otlens.claims import describe_chapter
+
+    assert glued_markdown(nb, "verdict") == describe_chapter("02_hierarchical_alignment", table)
+    assert "inconclusive (underpowered)" in glued_markdown(nb, "verdict")  # two splits, no cross-model pair

@@ -37,3 +37,12 @@ def test_chapter_03_runs_on_tiny_parameters(run_chapter):
     assert max(images) == 1
     cross = table[(table.experiment == "cross_attention_english_french") & (table.metric == "argmax_agreement")]
     assert set(cross.layer) == {0, 1} and cross.value.between(0, 1).all()
+    # per-verse counts and the chance baselines behind the held-out verdicts
+    verse = table[table.experiment == "gold_alignment_verse"]
+    assert set(verse.verse) == {0, 1} and {"ot-exact", "diagonal", "uniform", "head-0"} <= set(verse.method)
+    agree = table[table.experiment == "agreement_greek_english"]
+    assert {"attention-vs-ot-exact", "diagonal-vs-ot-exact", "uniform-vs-ot-exact"} <= set(agree.method)
+    from conftest import glued_markdown
+    from otlens.claims import describe_chapter
+
+    assert glued_markdown(nb, "verdict") == describe_chapter("03_attention_as_ot", table)

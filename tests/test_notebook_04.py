@@ -27,3 +27,10 @@ def test_chapter_04_runs_on_tiny_parameters(run_chapter):
     assert (both.hiref >= both.exact * (1 - 1e-6)).all()
     images = [sum("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in nb["cells"]]
     assert sum(images) == 3 and max(images) == 1
+    from conftest import glued_markdown
+    from otlens import reproduction
+    from otlens.claims import describe_chapter, judge
+
+    assert glued_markdown(nb, "verdict") == describe_chapter("04_ot_at_scale", table, reproduction.load_benchmarks())
+    frlc = {v.claim: v for v in judge("04_ot_at_scale", table)}["frlc_space"]
+    assert frlc.verdict == "inconclusive (underpowered)" and frlc.n == 2  # two sizes cannot give a slope interval

@@ -35,3 +35,9 @@ def test_chapter_05_runs_on_tiny_parameters(tmp_path, run_chapter, monkeypatch):
     # every figure cell produced exactly one image
     images = [sum("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in nb["cells"]]
     assert sum(images) >= 7 and max(images) == 1
+    from conftest import glued_markdown
+    from otlens.claims import describe_chapter
+
+    verdict = glued_markdown(nb, "verdict")
+    assert verdict == describe_chapter("05_training_dynamics", table)
+    assert "open question" in verdict  # the U-shape's emergence is a suggestion, not scored

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.models]
 
 TINY_01 = dict(
     models=["minilm-l6"], n_texts=12, max_length=24, seeds=[0, 1], n_samples=96,
-    sample_sizes=[48, 96], heatmap_samples=48, accuracy_samples=48,
+    sample_sizes=[48, 96], heatmap_samples=48, accuracy_samples=48, entropy_resamples=20,
 )
 
 
@@ -29,7 +29,7 @@ def test_chapter_01_runs_on_tiny_parameters(run_chapter):
     # the injected parameters are in the executed notebook
     assert any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
     assert list(table.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
-    assert set(table.experiment) == {"adjacent_ot", "entropy", "sample_size"}
+    assert set(table.experiment) == {"adjacent_ot", "entropy", "entropy_dip", "sample_size"}
     assert set(table.method) >= {"published", "shared-basis", "corrected", "raw-scale", "layer-scale"}
     assert table.value.map(math.isfinite).all()
     prof = table[table.experiment == "adjacent_ot"]
@@ -44,3 +44,10 @@ def test_chapter_01_runs_on_tiny_parameters(run_chapter):
     images = [sum("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in nb["cells"]]
     assert sum(images) >= 7
     assert max(images) == 1  # one image per figure cell: a duplicate would define its label twice
+    # the verdict glued in the chapter is the reproduction page's (one function of the saved table)
+    from conftest import glued_markdown
+    from otlens.claims import describe_chapter
+
+    verdict = glued_markdown(nb, "verdict")
+    assert verdict == describe_chapter("01_ot_across_depth", table)
+    assert "inconclusive (underpowered)" in verdict and "n = 2 token-sample seeds" in verdict  # two seeds only

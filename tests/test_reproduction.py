@@ -14,25 +14,32 @@ matplotlib.use("Agg")
 CH1 = "01_ot_across_depth"
 U = [3.0, 1.0, 1.2, 1.1, 3.2]  # a U-shaped profile
 ROUGH = [5.0, 7.0, 4.0, 8.0, 5.0]  # higher and erratic
-DIP = [1.0, 0.6, 0.4, 0.7, 1.0]  # entropy with a minimum inside
-RISE = [0.3, 0.5, 0.6, 0.8, 1.0]  # entropy without one
+FLAT = [1.0, 1.1, 1.2, 1.3, 1.4]  # no U
+SEEDS = (0, 1, 2, 3, 4)
 
 
-def _rows(model, trained, method, metric, values, *, experiment, seeds=(0, 1, 2)):
+def _rows(model, trained, method, metric, values, *, experiment, seeds=SEEDS):
     return [dict(experiment=experiment, model=model, trained=trained, method=method, layer=k, seed=s,
-                 metric=metric, value=v + 0.01 * s) for s in seeds for k, v in enumerate(values)]
+                 metric=metric, value=v * (1 + 0.01 * ((s * 7 + k * 3) % 5 - 2))) for s in seeds
+            for k, v in enumerate(values)]
 
 
-def _chapter1(trained_profile, untrained_profile, trained_entropy, untrained_entropy):
+def _dips(model, trained, metric, method, dip, seeds):
+    return [dict(experiment="entropy_dip", model=model, trained=trained, method=method, layer=-1, seed=s,
+                 metric=metric, value=dip + (0 if r < 0 else 0.002 * ((r * 7) % 11 - 5) / 5), resample=r)
+            for s in seeds for r in range(-1, 100)]
+
+
+def _chapter1(trained_profile, untrained_profile, trained_dip, untrained_dip, *, seeds=SEEDS):
     rows = []
     for model in ("a", "b"):
         for method, metric in (("published", "ot_cost"), ("corrected", "ot_divergence")):
-            rows += _rows(model, True, method, metric, trained_profile, experiment="adjacent_ot")
-            rows += _rows(model, False, method, metric, untrained_profile, experiment="adjacent_ot")
+            rows += _rows(model, True, method, metric, trained_profile, experiment="adjacent_ot", seeds=seeds)
+            rows += _rows(model, False, method, metric, untrained_profile, experiment="adjacent_ot", seeds=seeds)
         for method, metric in (("published", "norm_entropy"), ("matrix-renyi", "prompt_entropy"),
                                ("matrix-renyi", "dataset_entropy")):
-            rows += _rows(model, True, method, metric, trained_entropy, experiment="entropy", seeds=(0,))
-            rows += _rows(model, False, method, metric, untrained_entropy, experiment="entropy", seeds=(0,))
+            rows += _dips(model, True, metric, method, trained_dip, (0,))
+            rows += _dips(model, False, metric, method, untrained_dip, seeds)
     return pd.DataFrame(rows)
 
 
@@ -41,35 +48,42 @@ def _claims(chapter):
 
 
 def test_claims_reproduced_when_the_data_show_them(tmp_path):
-    _chapter1(U, ROUGH, DIP, RISE).to_csv(tmp_path / f"{CH1}.csv", index=False)
+    _chapter1(U, ROUGH, 0.05, -0.03).to_csv(tmp_path / f"{CH1}.csv", index=False)
     table = reproduction_table(tmp_path, claims=_claims(CH1))
     assert list(table.verdict) == ["reproduced"] * 3
-    assert table.ours_same_method.str.contains("2 of 2 models").all()
+    assert table.n.tolist()[:2] == [5, 5] and table.unit.iloc[0] == "token-sample seeds"
+    assert table.effect_text.str.contains(r"\[").all()  # every effect with its interval
 
 
 def test_claims_not_reproduced_when_the_data_contradict_them(tmp_path):
-    # trained flat-rising (no U), untrained lower and smooth, entropy minimum only when untrained
-    flat = [1.0, 1.1, 1.2, 1.3, 1.4]
-    _chapter1(flat, [0.5, 0.5, 0.5, 0.5, 0.5], RISE, DIP).to_csv(tmp_path / f"{CH1}.csv", index=False)
+    # trained rising (no U), untrained lower and smooth, entropy dip only when untrained
+    _chapter1(FLAT, [0.5, 0.5, 0.5, 0.5, 0.5], -0.03, 0.05).to_csv(tmp_path / f"{CH1}.csv", index=False)
     table = reproduction_table(tmp_path, claims=_claims(CH1))
     assert list(table.verdict) == ["not reproduced"] * 3
 
 
-def test_partly_when_only_the_papers_method_shows_it(tmp_path):
-    df = _chapter1(U, ROUGH, DIP, RISE)
-    flat = [1.0, 1.1, 1.2, 1.3, 1.4]
+def test_three_seeds_are_underpowered(tmp_path):
+    _chapter1(U, ROUGH, 0.05, -0.03, seeds=(0, 1, 2)).to_csv(tmp_path / f"{CH1}.csv", index=False)
+    table = reproduction_table(tmp_path, claims=_claims(CH1)[:2])
+    assert list(table.verdict) == ["inconclusive (underpowered)"] * 2
+
+
+def test_published_method_only(tmp_path):
+    df = _chapter1(U, ROUGH, 0.05, -0.03)
     corrected = (df.method == "corrected") & df.trained
-    df.loc[corrected, "value"] = [flat[k] for k in df.loc[corrected, "layer"]]
+    df.loc[corrected, "value"] = [FLAT[k] for k in df.loc[corrected, "layer"]]
     df.to_csv(tmp_path / f"{CH1}.csv", index=False)
-    assert reproduction_table(tmp_path, claims=_claims(CH1)[:1]).verdict.item() == "partly reproduced"
+    verdict = reproduction_table(tmp_path, claims=_claims(CH1)[:1]).verdict.item()
+    assert verdict == "reproduced with the published method only"
 
 
 def test_missing_chapter_says_so(tmp_path):
     table = reproduction_table(tmp_path)
     assert len(table) == len(CLAIMS)
     assert (table.verdict == "data not available here").all()
-    assert table.ours_same_method.str.contains("has not been run").all()
-    assert describe_reproduction(table) == f"Of the {len(CLAIMS)} claims: {len(CLAIMS)} data not available here."
+    assert table.detail.str.contains("has not been run").all()
+    assert describe_reproduction(table) == (f"Of the {len(CLAIMS)} claims and suggestions: {len(CLAIMS)} data not "
+                                            "available here.")
 
 
 def test_table_lacking_rows_is_not_available_rather_than_an_error(tmp_path):
@@ -84,7 +98,9 @@ def test_every_claim_has_a_known_study_and_verdict_vocabulary():
     for c in CLAIMS:
         assert f"{{{c.study}," in keys, c.study
         assert c.paper and c.claim
-    assert VERDICTS[-1] == "data not available here"
+    assert set(VERDICTS) == {"reproduced", "reproduced with the published method only", "not reproduced",
+                             "inconclusive (underpowered)", "data not available here", "open question"}
+    assert any(c.key == "frlc_space" for c in CLAIMS)  # every claim a chapter tests is in the table
 
 
 def test_bad_results_dir(tmp_path):
@@ -93,7 +109,7 @@ def test_bad_results_dir(tmp_path):
 
 
 def test_plot_verdicts(tmp_path):
-    _chapter1(U, ROUGH, DIP, RISE).to_csv(tmp_path / f"{CH1}.csv", index=False)
+    _chapter1(U, ROUGH, 0.05, -0.03).to_csv(tmp_path / f"{CH1}.csv", index=False)
     fig = plots.plot_verdicts(reproduction_table(tmp_path))
     bars = [p for p in fig.axes[0].patches if p.get_width() > 0]
     assert sum(p.get_width() for p in bars) == len(CLAIMS)
@@ -109,7 +125,7 @@ def test_reproduction_page_runs_and_reads_the_results(tmp_path, results_dir):
     from otlens.runner import project_root, run_notebook
 
     results_dir.mkdir(parents=True, exist_ok=True)
-    _chapter1(U, ROUGH, DIP, RISE).to_csv(results_dir / f"{CH1}.csv", index=False)
+    _chapter1(U, ROUGH, 0.05, -0.03).to_csv(results_dir / f"{CH1}.csv", index=False)
     out = run_notebook(project_root() / "notebooks" / "06_reproduction.md", parameters={},
                        output_dir=tmp_path / "executed", progress=False)
     nb = json.loads(out.read_text())
@@ -123,12 +139,13 @@ def test_reproduction_page_runs_and_reads_the_results(tmp_path, results_dir):
 def test_markdown_lists_every_claim_with_its_chapter_link(tmp_path):
     from otlens.reproduction import reproduction_markdown
 
-    _chapter1(U, ROUGH, DIP, RISE).to_csv(tmp_path / f"{CH1}.csv", index=False)
+    _chapter1(U, ROUGH, 0.05, -0.03).to_csv(tmp_path / f"{CH1}.csv", index=False)
     table = reproduction_table(tmp_path)
     text = reproduction_markdown(table)
     summary = [line for line in text.splitlines() if line.startswith("| {cite:t}")]
     assert len(summary) == len(CLAIMS)
-    assert text.count("{ref}`ot-across-depth`") == sum(c.chapter == CH1 for c in CLAIMS)
+    assert text.count("{ref}`ot-across-depth-verdict`") == sum(c.chapter == CH1 for c in CLAIMS)
+    assert "GSM8K" in text and "Shakespeare" in text  # the original setting next to ours
     assert text.count("**reproduced**") == 2 * 3  # three chapter-1 claims, in the summary and the details
     with pytest.raises(ValueError, match="lacks the columns"):
         reproduction_markdown(table.drop(columns="verdict"))
@@ -148,16 +165,17 @@ def test_hiref_claim_reads_the_benchmark_table_own_then_recorded(tmp_path, monke
 
     def hiref_row(**kw):
         table = reproduction_table(tmp_path, claims=claims, **kw)
-        return table[table.ours_same_method.str.contains("bijection")].iloc[0]
+        return table.set_index("claim_key").loc["hiref_scale"]
 
-    assert hiref_row().verdict == "partly reproduced"  # 1,024 points in this run, no benchmarks anywhere
+    assert hiref_row().verdict == "inconclusive (underpowered)"  # 1,024 points in this run, no benchmarks anywhere
     pd.DataFrame(dict(solver=["hiref"], n=[2**20], time_s=[433.0])).to_csv(root / reproduction.RECORDED_BENCHMARKS,
                                                                             index=False)
     row = hiref_row()
-    assert row.verdict == "reproduced" and "1,048,576 (recorded benchmarks)" in row.ours_same_method
-    assert hiref_row(benchmarks=None).verdict == "partly reproduced"
+    assert row.verdict == "reproduced" and row.effect_text == "n = 1,048,576"
+    assert "recorded benchmarks" in row.effect_label
+    assert hiref_row(benchmarks=None).verdict == "inconclusive (underpowered)"
     pd.DataFrame(dict(solver=["hiref"], n=[2**16])).to_csv(tmp_path / "benchmarks.csv", index=False)
     row = hiref_row()  # this run's own benchmarks come first
-    assert row.verdict == "partly reproduced" and "65,536 (benchmarks)" in row.ours_same_method
+    assert row.verdict == "inconclusive (underpowered)" and "65,536 (benchmarks)" in row.detail
     with pytest.raises(FileNotFoundError, match="benchmarks"):
         reproduction_table(tmp_path, benchmarks=tmp_path / "none.csv")

@@ -199,10 +199,10 @@ def test_reproduction_table_of_a_sweep_gives_each_points_verdicts_and_where_they
     for row in table.itertuples():
         verdicts = [table.loc[row.Index, f"seed={s}"] for s in (0, 1)]
         assert row.holds == sum(v == "reproduced" for v in verdicts)
-        assert row.ours_same_method.startswith(f"holds in {row.holds} of 2 runs")
-        assert row.ours_same_method.endswith("; 1 run failed")
-        if verdicts == ["reproduced", "not reproduced"] or verdicts == ["reproduced", "partly reproduced"]:
-            assert row.breaks == "seed=1" and row.verdict == "partly reproduced"
+        assert row.detail.startswith(f"holds in {row.holds} of 2 runs")
+        assert row.detail.endswith("; 1 run failed")
+        if verdicts == ["reproduced", "not reproduced"]:
+            assert row.breaks == "seed=1" and row.verdict == "not reproduced"
     long = otlens.sweep.sweep_reproduction(folder)
     assert len(long) == 2 * len(claims) and set(long.point) == {f"{s:012d}" for s in (0, 1)}
 
@@ -403,7 +403,7 @@ def test_chapter_1_over_two_seeds_and_its_reproduction_table(results_dir, client
     for row in table.itertuples():
         verdicts = [table.loc[row.Index, c] for c in per_point]
         assert row.holds == sum(v == "reproduced" for v in verdicts)
-        assert row.ours_same_method.startswith(f"holds in {row.holds} of 2 runs")
+        assert row.detail.startswith(f"holds in {row.holds} of 2 runs")
         assert (row.verdict == "reproduced") == (row.holds == 2)
         assert (row.breaks == "—") == (row.holds == 2)
     assert "claims" in otlens.describe_reproduction(table)

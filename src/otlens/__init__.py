@@ -11,9 +11,7 @@ from .depth import (
     PROFILE_METHODS,
     ProfileMethod,
     adjacent_profile,
-    claim_table,
     depth_study,
-    describe_claims,
     solver_accuracy,
     entropy_profile,
     get_method,
@@ -30,13 +28,15 @@ from .transport import OTResult, exact_ot, sinkhorn, sinkhorn_divergence, solve
 from .information import binned_mi, discrete_mi, information_plane, probe_mi
 from .training import TrainConfig, TrainingRun, train_tiny_gpt
 from .reproduction import describe_reproduction, reproduction_table
+from .verdicts import Verdict
+from .claims import describe_chapter, judge
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Activations", "CorruptCacheWarning", "extract_activations",
     "available_corpora", "corpus_info", "sample_texts",
-    "PROFILE_METHODS", "ProfileMethod", "adjacent_profile", "claim_table", "depth_study", "describe_claims", "solver_accuracy", "entropy_profile", "get_method",
+    "PROFILE_METHODS", "ProfileMethod", "adjacent_profile", "depth_study", "solver_accuracy", "entropy_profile", "get_method",
     "pairwise_layer_ot", "profile_shape", "shape_table",
     "dataset_entropy", "norm_entropy", "prompt_entropy", "renyi_entropy",
     "ConvergenceWarning",
@@ -45,5 +45,5 @@ __all__ = [
     "RESULT_COLUMNS", "load_results", "save_results",
     "OTResult", "exact_ot", "sinkhorn", "sinkhorn_divergence", "solve",
     "binned_mi", "discrete_mi", "information_plane", "probe_mi", "TrainConfig", "TrainingRun", "train_tiny_gpt",
-    "describe_reproduction", "reproduction_table",
+    "describe_reproduction", "reproduction_table", "Verdict", "describe_chapter", "judge",
 ]

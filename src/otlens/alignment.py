@@ -51,6 +51,7 @@ __all__ = [
     "word_plans",
     "alignment_study",
     "agreement_study",
+    "diagonal_alignment",
 ]
 
 #: Rules that turn a soft alignment into links.
@@ -319,51 +320,95 @@ def _check_layers(layers: Any, n_layers: int) -> list[int]:
     return [check_int(k, "layers", minimum=0, maximum=n_layers - 1) for k in layers]
 
 
+def diagonal_alignment(n_source: int, n_target: int) -> np.ndarray:
+    """The position-aware baseline: target word ``j`` aligned to the source word at the same relative position.
+
+    ``M[i, j] = 1 - |(i + 1/2) / n_source - (j + 1/2) / n_target|``, so each column's argmax is
+    the diagonal (translations keep much of the word order); no model is read.
+    """
+    n_source, n_target = check_int(n_source, "n_source", minimum=1), check_int(n_target, "n_target", minimum=1)
+    i = (np.arange(n_source) + 0.5) / n_source
+    j = (np.arange(n_target) + 0.5) / n_target
+    return 1.0 - np.abs(i[:, None] - j[None, :])
+
+
+def _uniform_counts(G: np.ndarray) -> dict[str, float]:
+    """Expected accuracy counts of a uniform (random-argmax) alignment: gold partners / source words."""
+    has_gold = G.any(0)
+    return dict(n_target=float(has_gold.sum()), n_correct=float((G.sum(0)[has_gold] / G.shape[0]).sum()))
+
+
+def _baseline_agreements(plan: np.ndarray) -> list[tuple[str, dict[str, float]]]:
+    n_s, n_t = plan.shape
+    diag = agreement(diagonal_alignment(n_s, n_t), plan)
+    uni = agreement(np.ones_like(plan), plan)
+    uni["argmax_agreement"] = 1.0 / n_s  # a random argmax agrees with probability 1 / n_source
+    return [("diagonal", diag), ("uniform", uni)]
+
+
 def alignment_study(lm: Any, verses: Sequence[Any], *, layers: Any = None, reg: float = 0.05,
                     rule: str = "intersect", languages: tuple[str, str] = ("Greek", "English"),
                     progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score OT plans and attention against gold alignments, layer by layer.
+    """Score OT plans and attention against gold alignments, layer by layer, verse by verse.
 
     For every verse (an :class:`otlens.data.AlignedVerse`) and block ``l`` in ``layers``: OT
     plans between the word vectors of block ``l``'s output (:func:`word_plans`), the attention
-    of block ``l`` averaged over heads and per head, and their agreement (:func:`agreement`).
+    of block ``l`` averaged over heads and per head, the chance baselines (uniform and the
+    position-aware :func:`diagonal_alignment`), and the agreement (:func:`agreement`) of mean
+    attention and of the baselines with each OT plan.
 
     Returns
     -------
     (scores, agreements) : two tidy DataFrames
         ``scores``: experiment ``"gold_alignment"``, method in ``ot-exact``, ``ot-entropic``,
         ``cosine``, ``attention-mean``, ``attention-best-head`` (the head with the best
-        accuracy at that layer, chosen on these verses: optimistic), metrics ``precision``,
-        ``recall``, ``aer``, ``accuracy`` pooled over verses (micro). ``agreements``: per
-        layer the mean over verses of the agreement of mean attention with each OT plan.
+        accuracy at that layer, chosen on these verses: optimistic), ``diagonal``, ``uniform``,
+        metrics ``precision``, ``recall``, ``aer``, ``accuracy`` pooled over verses (micro);
+        plus experiment ``"gold_alignment_verse"``: per verse (``ref``, ``verse``) the counts
+        ``n_correct`` and ``n_target`` of every method and head (``head-<h>``), from which
+        held-out selection and bootstrap intervals are computed. ``agreements``: per layer and
+        verse the agreement of mean attention (``attention-vs-<plan>``) and of the baselines
+        (``diagonal-vs-<plan>``, ``uniform-vs-<plan>``) with each OT plan.
     """
     check_choice(rule, "rule", RULES)
     layers = _check_layers(layers, lm.n_layers)
     counts: dict[tuple[str, int], dict[str, int]] = {}
     agree: list[dict] = []
+    per_verse: list[dict] = []
 
-    def add(method: str, layer: int, c: dict) -> None:
+    def add(method: str, layer: int, c: dict, verse: int, ref: str) -> None:
         tot = counts.setdefault((method, layer), dict.fromkeys(c, 0))
         for k, v in c.items():
             tot[k] += v
+        per_verse.append(dict(method=method, layer=layer, verse=verse, ref=ref, n_correct=c["n_correct"],
+                              n_target=c["n_target"]))
 
-    for v in tqdm(verses, desc=f"alignment {lm.name}", disable=not progress):
+    for i, v in enumerate(tqdm(verses, desc=f"alignment {lm.name}", disable=not progress)):
         ts = translation_states(lm, v.source_words, v.target_words, languages=languages)
         G = v.gold_matrix()
+        diag = alignment_counts(diagonal_alignment(*G.shape), G, rule=rule)
         for layer in layers:
             plans = word_plans(ts.source[layer + 1], ts.target[layer + 1], reg=reg)
             for method, M in plans.items():
-                add(method, layer, alignment_counts(M, G, rule=rule))
+                add(method, layer, alignment_counts(M, G, rule=rule), i, v.ref)
             A = ts.attention[layer].numpy()  # [H, n_s, n_t]
-            add("attention-mean", layer, alignment_counts(A.mean(0), G, rule=rule))
+            add("attention-mean", layer, alignment_counts(A.mean(0), G, rule=rule), i, v.ref)
             for h in range(A.shape[0]):
-                add(f"head-{h}", layer, alignment_counts(A[h], G, rule=rule))
+                add(f"head-{h}", layer, alignment_counts(A[h], G, rule=rule), i, v.ref)
+            add("diagonal", layer, diag, i, v.ref)
+            per_verse.append(dict(method="uniform", layer=layer, verse=i, ref=v.ref, **_uniform_counts(G)))
             for method in ("ot-exact", "ot-entropic"):
-                agree.append(dict(layer=layer, method=method, ref=v.ref, **agreement(A.mean(0), plans[method])))
+                agree.append(dict(layer=layer, method="attention-vs-" + method, ref=v.ref, verse=i,
+                                  **agreement(A.mean(0), plans[method])))
+                for name, a in _baseline_agreements(plans[method]):
+                    agree.append(dict(layer=layer, method=f"{name}-vs-{method}", ref=v.ref, verse=i, **a))
     rows = []
     for (method, layer), c in counts.items():
         for metric, value in _scores_from_counts(c).items():
             rows.append(dict(method=method, layer=layer, metric=metric, value=value))
+    uni = pd.DataFrame([r for r in per_verse if r["method"] == "uniform"]).groupby("layer")[["n_correct", "n_target"]].sum()
+    rows += [dict(method="uniform", layer=int(k), metric="accuracy", value=float(r.n_correct / r.n_target))
+             for k, r in uni.iterrows() if r.n_target]
     scores = pd.DataFrame(rows)
     heads = scores[scores.method.str.startswith("head-")]
     best = heads[heads.metric == "accuracy"].sort_values("value").groupby("layer").tail(1).set_index("layer").method
@@ -372,151 +417,39 @@ def alignment_study(lm: Any, verses: Sequence[Any], *, layers: Any = None, reg: 
     scores = pd.concat([scores[~scores.method.str.startswith("head-")], best_rows], ignore_index=True)
     scores = scores.assign(experiment="gold_alignment", model=lm.name, trained=lm.trained, seed=0,
                            n_verses=len(verses))
-    ag = pd.DataFrame(agree).melt(id_vars=["layer", "method", "ref"], var_name="metric", value_name="value")
-    ag = ag.groupby(["layer", "method", "metric"], as_index=False).value.mean()
+    verse_rows = (pd.DataFrame(per_verse).melt(id_vars=["method", "layer", "verse", "ref"], var_name="metric",
+                                               value_name="value")
+                  .assign(experiment="gold_alignment_verse", model=lm.name, trained=lm.trained, seed=0,
+                          n_verses=len(verses)))
+    ag = pd.DataFrame(agree).melt(id_vars=["layer", "method", "ref", "verse"], var_name="metric", value_name="value")
     ag = ag.assign(experiment=f"agreement_{languages[0].lower()}_{languages[1].lower()}", model=lm.name,
-                   trained=lm.trained, seed=0, method="attention-vs-" + ag.method, n_verses=len(verses))
-    return scores, ag
+                   trained=lm.trained, seed=0, n_verses=len(verses))
+    return pd.concat([scores, verse_rows], ignore_index=True), ag
 
 
 def agreement_study(lm: Any, pairs: Sequence[tuple[str, str, str]], *, layers: Any = None, reg: float = 0.05,
                     languages: tuple[str, str] = ("English", "French"), progress: bool = True) -> pd.DataFrame:
-    """Agreement of attention (heads averaged) with the OT plans, per layer, without gold links.
+    """Agreement of attention (heads averaged) and of the baselines with the OT plans, per layer and verse pair.
 
     ``pairs`` are ``(ref, source_text, target_text)`` (as from :func:`otlens.data.verse_pairs`);
     words are the whitespace-separated pieces. Returns a tidy DataFrame like the second table
-    of :func:`alignment_study`.
+    of :func:`alignment_study` (one row per layer, method, verse and metric).
     """
     layers = _check_layers(layers, lm.n_layers)
     rows = []
-    for ref, s_text, t_text in tqdm(pairs, desc=f"agreement {lm.name}", disable=not progress):
+    for i, (ref, s_text, t_text) in enumerate(tqdm(pairs, desc=f"agreement {lm.name}", disable=not progress)):
         ts = translation_states(lm, s_text.split(), t_text.split(), languages=languages)
         for layer in layers:
             plans = word_plans(ts.source[layer + 1], ts.target[layer + 1], reg=reg)
             A = ts.attention[layer].numpy().mean(0)
             for method in ("ot-exact", "ot-entropic"):
-                rows.append(dict(layer=layer, method=method, ref=ref, **agreement(A, plans[method])))
-    ag = pd.DataFrame(rows).melt(id_vars=["layer", "method", "ref"], var_name="metric", value_name="value")
-    ag = ag.groupby(["layer", "method", "metric"], as_index=False).value.mean()
+                rows.append(dict(layer=layer, method="attention-vs-" + method, ref=ref, verse=i,
+                                 **agreement(A, plans[method])))
+                for name, a in _baseline_agreements(plans[method]):
+                    rows.append(dict(layer=layer, method=f"{name}-vs-{method}", ref=ref, verse=i, **a))
+    ag = pd.DataFrame(rows).melt(id_vars=["layer", "method", "ref", "verse"], var_name="metric", value_name="value")
     return ag.assign(experiment=f"agreement_{languages[0].lower()}_{languages[1].lower()}", model=lm.name,
-                     trained=lm.trained, seed=0, method="attention-vs-" + ag.method, n_verses=len(pairs))
+                     trained=lm.trained, seed=0, n_verses=len(pairs))
 
 
-# --------------------------------------------------------------------------------- verdicts
-def _trend(layers: Any, values: Any) -> float:
-    layers, values = np.asarray(layers, dtype=float), np.asarray(values, dtype=float)
-    if len(layers) < 2 or np.ptp(layers) == 0 or np.ptp(values) == 0:
-        return 0.0
-    return float(np.corrcoef(layers, values)[0, 1])
 
-
-def attention_claims(sorting: pd.DataFrame, scores: pd.DataFrame, agreements: pd.DataFrame, *,
-                     target_accuracy: float = 0.9, tolerance: float = 0.05, partial_margin: float = 0.2,
-                     plan_tol: float = 0.01, min_trend: float = 0.5) -> list[dict[str, Any]]:
-    r"""Verdicts on the claims of :cite:t:`daneshmand:24`, decided from the measured numbers.
-
-    Each verdict is ``"reproduced"``, ``"partly reproduced"`` or ``"not reproduced"``:
-
-    - **depth**: the transformer's mean plan error (:func:`otlens.attention_ot.sorting_study`)
-      at the deepest depth is below ``plan_tol`` for every list length -> reproduced; it falls
-      from the shallowest to the deepest depth for every length (but not below ``plan_tol``
-      everywhere) -> partly; otherwise not.
-    - **sorting**: every list of every length sorted at the deepest depth -> reproduced; every
-      list of some length -> partly; otherwise not.
-    - **ot_accuracy**: best argmax accuracy over layers of ``ot-exact`` in ``scores``
-      (:func:`alignment_study`) :math:`\ge` ``target_accuracy - tolerance`` -> reproduced;
-      :math:`\ge` ``target_accuracy - partial_margin`` -> partly; otherwise not.
-    - **attention_depth**: for each data set (``experiment``) of ``agreements`` with method
-      ``attention-vs-ot-exact``, the correlation :math:`r` of argmax agreement with the layer
-      index and the change from first to last layer. All data sets with :math:`r \ge`
-      ``min_trend`` and a gain -> reproduced; some -> partly; none -> not.
-
-    Returns
-    -------
-    list of dict
-        ``claim``, ``verdict`` and the numbers behind it.
-    """
-    need = {"method", "layer", "metric", "value"}
-    for name, df in (("sorting", sorting), ("scores", scores), ("agreements", agreements)):
-        if not isinstance(df, pd.DataFrame) or not need <= set(df.columns):
-            raise ValueError(f"`{name}` must be a tidy DataFrame with columns {sorted(need)}")
-    if "n" not in sorting.columns:
-        raise ValueError("`sorting` must have an `n` column (from attention_ot.sorting_study)")
-    for v, name in ((target_accuracy, "target_accuracy"), (tolerance, "tolerance"), (partial_margin, "partial_margin")):
-        if not 0 <= float(v) <= 1:
-            raise ValueError(f"`{name}` must be in [0, 1]; got {v}")
-    check_positive(plan_tol, "plan_tol")
-
-    def verdict(all_ok: bool, some_ok: bool) -> str:
-        return "reproduced" if all_ok else "partly reproduced" if some_ok else "not reproduced"
-
-    out = []
-    tf = sorting[sorting.method == "transformer"]
-    if tf.empty:
-        raise ValueError("`sorting` has no rows with method 'transformer'")
-    err = tf[tf.metric == "plan_error"].groupby(["n", "layer"]).value.mean().unstack("layer")
-    shallow = min(k for k in err.columns if k > 0) if (err.columns > 0).any() else err.columns.min()
-    deep = err.columns.max()
-    converged, falling = err[deep] < plan_tol, err[deep] < err[shallow]
-    ns = sorted(err.index)
-    no_sink = sorting[(sorting.method == "transformer-no-sink") & (sorting.metric == "plan_error") & (sorting.layer == deep)]
-    out.append(dict(claim="depth", verdict=verdict(bool(converged.all()), bool(falling.all())), depth=int(deep),
-                    lengths=ns, error_at_depth={int(n): float(err.loc[n, deep]) for n in ns},
-                    no_sink_error=float(no_sink.value.min()) if len(no_sink) else float("nan")))
-    done = tf[(tf.metric == "sorted") & (tf.layer == deep)].groupby("n").value.mean()
-    acc = tf[(tf.metric == "sort_accuracy") & (tf.layer == deep)].groupby("n").value.mean()
-    full = [int(n) for n in done.index if done[n] == 1.0]
-    out.append(dict(claim="sorting", verdict=verdict(len(full) == len(done), bool(full)), depth=int(deep),
-                    fully_sorted_lengths=full, accuracy={int(n): float(v) for n, v in acc.items()}))
-    a = scores[scores.metric == "accuracy"].pivot_table(index="layer", columns="method", values="value")
-    if "ot-exact" not in a.columns:
-        raise ValueError("`scores` has no 'ot-exact' accuracy rows")
-    best = float(a["ot-exact"].max())
-    out.append(dict(claim="ot_accuracy", verdict=verdict(best >= target_accuracy - tolerance,
-                                                         best >= target_accuracy - partial_margin),
-                    best=best, best_layer=int(a["ot-exact"].idxmax()), target=target_accuracy,
-                    **{f"best_{m}": float(a[m].max()) for m in a.columns if m != "ot-exact"}))
-    ag = agreements[(agreements.method == "attention-vs-ot-exact") & (agreements.metric == "argmax_agreement")]
-    if "experiment" not in ag.columns:
-        ag = ag.assign(experiment="all")
-    trends = {}
-    for e, g in ag.groupby("experiment"):
-        m = g.groupby("layer").value.mean().sort_index()
-        trends[e] = dict(r=_trend(m.index, m.values), first=float(m.iloc[0]), last=float(m.iloc[-1]), max=float(m.max()))
-    ok = [t["r"] >= min_trend and t["last"] > t["first"] for t in trends.values()]
-    out.append(dict(claim="attention_depth", verdict=verdict(bool(ok) and all(ok), any(ok)), trends=trends))
-    return out
-
-
-def _label(experiment: str) -> str:
-    if experiment.startswith("cross_attention_"):
-        return "trained translation model, " + experiment.removeprefix("cross_attention_").replace("_", "-")
-    return experiment.removeprefix("agreement_").replace("_", "-")
-
-
-def describe_attention_claims(sorting: pd.DataFrame, scores: pd.DataFrame, agreements: pd.DataFrame,
-                              **kwargs: Any) -> str:
-    """Markdown bullets, one per claim of :func:`attention_claims` (same arguments), with the numbers."""
-    c = {d["claim"]: d for d in attention_claims(sorting, scores, agreements, **kwargs)}
-    d, s, o, t = c["depth"], c["sorting"], c["ot_accuracy"], c["attention_depth"]
-    worst = max(d["error_at_depth"].values())
-    lines = [
-        f"- **(i) Fixed weights solve entropic OT, error vanishing with depth: {d['verdict']}.** With one set of "
-        f"weights, the largest mean L1 plan error over lengths {d['lengths']} at depth {d['depth']} is {worst:.3g}; "
-        f"without the sink tokens it stays at least {d['no_sink_error']:.2f}.",
-        f"- **Sorting lists of any length with the same weights: {s['verdict']}.** At depth {s['depth']} every list "
-        f"is sorted for lengths {s['fully_sorted_lengths'] or 'none'}; fraction of elements at their rank per length: "
-        + ", ".join(f"{n}: {v:.0%}" for n, v in s["accuracy"].items()) + ".",
-        f"- **(ii) OT on word embeddings reaches ~{o['target']:.0%} alignment accuracy: {o['verdict']}.** Best "
-        f"exact-OT accuracy {o['best']:.0%} (layer {o['best_layer']})"
-        + "".join(f", {m.removeprefix('best_')} {v:.0%}" for m, v in o.items() if m.startswith("best_") and m != "best_layer")
-        + ".",
-        f"- **Attention approaches the OT plan with depth: {t['verdict']}.** Argmax agreement of attention with "
-        f"the exact plan, correlation with layer index (first -> last layer): "
-        + "; ".join(f"{_label(e)}: r = {v['r']:+.2f} "
-                    f"({v['first']:.0%} -> {v['last']:.0%})" for e, v in t["trends"].items()) + ".",
-    ]
-    return "\n".join(lines)
-
-
-__all__ += ["attention_claims", "describe_attention_claims"]

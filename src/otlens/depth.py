@@ -28,6 +28,8 @@ Every function returns a tidy :class:`pandas.DataFrame` with the results contrac
 
 from __future__ import annotations
 
+import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -52,11 +54,11 @@ __all__ = [
     "profile_shape",
     "shape_table",
     "PROFILE_SOLVER",
-    "claim_table",
     "depth_study",
-    "describe_claims",
     "solver_accuracy",
     "has_interior_minimum",
+    "mid_depth_dip",
+    "entropy_dip_bootstrap",
 ]
 
 BASES = ("per-layer-pca", "shared-pca", "none")
@@ -380,45 +382,6 @@ def shape_table(df: pd.DataFrame, *, by: Sequence[str] = ("model", "trained", "m
     return pd.DataFrame(rows)
 
 
-def claim_table(profiles: pd.DataFrame, entropies: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Test the 2025 study's claims for every (model, method); one row each.
-
-    Columns: ``edge_ratio`` (trained, mean over seeds) and ``edge_ratio_min`` (its smallest
-    seed), ``u_shape`` (every trained seed has both end transitions above the interior median
-    and its minimum in the interior), ``untrained_level`` (mean untrained value over mean
-    trained value: > 1 means the untrained twin moves its tokens more, as claimed),
-    ``roughness`` for both (mean |second difference| over mean: erratic profiles score high),
-    and, when ``entropies`` is given, ``bottleneck_<metric>``: the trained model's entropy has
-    its minimum strictly inside (not at the first or last state) and below both ends by more
-    than 1% of its range, for each entropy metric, and ``bottleneck_<metric>_untrained`` the
-    same for the untrained twins' mean curve (the claim: no such minimum).
-    """
-    shapes = shape_table(profiles)
-    rows = []
-    for (model, method), g in shapes.groupby(["model", "method"], sort=False):
-        tr, un = g[g.trained == True], g[g.trained == False]  # noqa: E712 - pandas booleans
-        if tr.empty:
-            continue
-        p = profiles[(profiles.model == model) & (profiles.method == method)]
-        mean_tr = p[p.trained == True].value.mean()  # noqa: E712
-        mean_un = p[p.trained == False].value.mean() if not un.empty else np.nan  # noqa: E712
-        interior = (tr.argmin_frac > 0) & (tr.argmin_frac < 1)
-        row = dict(
-            model=model, method=method,
-            edge_ratio=float(tr.edge_ratio.mean()), edge_ratio_min=float(tr.edge_ratio.min()),
-            u_shape=bool(((tr.edge_ratio > 1) & interior).all()),
-            untrained_level=float(mean_un / mean_tr) if mean_tr else np.nan,
-            trained_roughness=float(tr.roughness.mean()),
-            untrained_roughness=float(un.roughness.mean()) if not un.empty else np.nan,
-        )
-        if entropies is not None:
-            for (trained, metric), e in entropies[entropies.model == model].groupby(["trained", "metric"]):
-                curve = e.groupby("layer").value.mean().sort_index().to_numpy()  # mean over twins
-                row[f"bottleneck_{metric}" + ("" if trained else "_untrained")] = has_interior_minimum(curve)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def has_interior_minimum(values: Sequence[float], *, margin: float = 0.01) -> bool:
     """Whether a per-layer curve dips in the middle: its minimum is not at either end and lies
     below both ends by more than ``margin`` × the curve's range."""
@@ -428,6 +391,122 @@ def has_interior_minimum(values: Sequence[float], *, margin: float = 0.01) -> bo
     k = int(np.argmin(v))
     gap = margin * (v.max() - v.min())
     return bool(0 < k < v.size - 1 and v[k] < v[0] - gap and v[k] < v[-1] - gap)
+
+
+def mid_depth_dip(values: Sequence[float]) -> float:
+    r"""How far a per-layer curve's minimum over its middle third lies below its minimum elsewhere.
+
+    With layers :math:`0, \dots, L` and :math:`M = \{k : L/3 \le k \le 2L/3\}`,
+
+    .. math:: \mathrm{dip} = \min_{k \notin M} v_k - \min_{k \in M} v_k,
+
+    positive exactly when the curve's lowest point lies in the middle third (a minimum at layer 1
+    of 18 or at layer 5 of 6 does not count), and as large as the bottleneck is deep.
+    """
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1 or v.size < 3:
+        raise ValueError(f"`values` must be a 1-D curve of at least 3 layers; got shape {v.shape}")
+    k = np.arange(v.size)
+    last = v.size - 1
+    mid = (3 * k >= last) & (3 * k <= 2 * last)
+    if mid.all():  # 3 layers: the middle one only
+        mid = k == v.size // 2
+    return float(v[~mid].min() - v[mid].min())
+
+
+def _centred_gram_entropy(k: torch.Tensor, d_model: int, alpha: float) -> torch.Tensor:
+    """Normalised Rényi entropy of centred, unit-norm rows, from their raw Gram matrices ``[B, n, n]``.
+
+    The same number as :func:`otlens.entropy.dataset_entropy` of the rows, computed in the
+    ``n x n`` space (centring is ``H K H`` with ``H = I - 11^T / n``), so a bootstrap resample of
+    a few hundred texts costs a few small eigendecompositions whatever the width.
+    """
+    from .entropy import _spectrum_entropy
+
+    n = k.shape[-1]
+    if min(n, d_model) < 2:
+        return k.new_zeros(k.shape[0])
+    h = torch.eye(n, dtype=k.dtype) - 1.0 / n
+    kc = h @ k @ h
+    d = torch.diagonal(kc, dim1=-2, dim2=-1).clamp_min(0).sqrt()  # row norms after centring
+    scale = torch.diagonal(k, dim1=-2, dim2=-1).clamp_min(0).sqrt().amax(-1, keepdim=True)
+    nz = d > max(64, n) * torch.finfo(k.dtype).eps * scale  # rows at the mean are zero rows
+    inv = torch.where(nz, 1.0 / d.clamp_min(torch.finfo(k.dtype).tiny), 0.0)
+    kn = kc * inv[:, :, None] * inv[:, None, :]
+    lam = torch.linalg.eigvalsh(kn)
+    lam = torch.where(lam > lam[:, -1:] * n * torch.finfo(k.dtype).eps, lam, 0.0)
+    total = lam.sum(-1, keepdim=True)
+    ent = _spectrum_entropy(lam / total.clamp_min(torch.finfo(k.dtype).tiny), alpha)
+    return torch.where(total[:, 0] > 0, ent, 0.0) / math.log(min(n, d_model))
+
+
+@contextmanager
+def _one_thread():
+    """Run many tiny tensor operations on one thread (thread synchronisation would dominate them)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+@torch.no_grad()
+def entropy_dip_bootstrap(acts: Any, *, n_resamples: int = 200, seed: int = 0, model: str | None = None,
+                          trained: bool = True, init_seed: int = 0, alpha: float = 1.0) -> pd.DataFrame:
+    """:func:`mid_depth_dip` of each entropy curve, over bootstrap resamples of the texts.
+
+    Resample ``r`` draws the texts with replacement (the same draws, by ``seed``, for every
+    model and twin, so their dips can be paired) and recomputes the norm entropy (over the drawn
+    texts' tokens), the prompt entropy (mean over the drawn texts) and the dataset entropy
+    (of the drawn texts' pooled vectors). Returns tidy rows ``experiment="entropy_dip"``,
+    ``layer=-1``, ``seed=init_seed``, ``resample=r`` (``-1``: all texts once), metric, value.
+    """
+    with _one_thread():
+        return _entropy_dip_bootstrap(acts, n_resamples=n_resamples, seed=seed, model=model, trained=trained,
+                                      init_seed=init_seed, alpha=alpha)
+
+
+def _entropy_dip_bootstrap(acts: Any, *, n_resamples: int, seed: int, model: str | None, trained: bool,
+                           init_seed: int, alpha: float) -> pd.DataFrame:
+    from .entropy import _renyi_batched
+
+    n_resamples = check_int(n_resamples, "n_resamples", minimum=2)
+    alpha = check_positive(alpha, "alpha")
+    states, text_index = acts.states, acts.text_index
+    n_layers, n_texts = states.shape[0], int(acts.n_texts)
+    norms = states.to(torch.float64).norm(dim=-1)  # [n_layers, n_tokens]
+    per_text_norm = torch.zeros(n_layers, n_texts, dtype=torch.float64)
+    per_text_nlogn = torch.zeros_like(per_text_norm)
+    per_text_norm.index_add_(1, text_index, norms)
+    per_text_nlogn.index_add_(1, text_index, norms * torch.log(norms.clamp_min(1e-300)))
+    n_tok = torch.bincount(text_index, minlength=n_texts).to(torch.float64)
+    # each text's prompt entropy, once (text_index is non-decreasing: a text is a slice)
+    ends = torch.cumsum(n_tok.long(), 0).tolist()
+    prompt = torch.full((n_layers, n_texts), float("nan"), dtype=torch.float64)
+    for i, (a, b) in enumerate(zip([0] + ends[:-1], ends)):
+        if b - a >= 2:
+            prompt[:, i] = _renyi_batched(states[:, a:b].to(torch.float64), alpha, True)
+    pooled = acts.pooled().to(torch.float64)  # [n_layers, n_texts, d_model]
+    gram = pooled @ pooled.mT  # [n_layers, n_texts, n_texts]: every resample's dataset entropy works in it
+    d_model = pooled.shape[-1]
+    keep = torch.isfinite(prompt[0])
+    rng = np.random.default_rng(seed)
+    draws = [np.arange(n_texts)] + [rng.integers(0, n_texts, n_texts) for _ in range(n_resamples)]
+    method = {"norm_entropy": "published", "prompt_entropy": "matrix-renyi", "dataset_entropy": "matrix-renyi"}
+    rows = []
+    for r, idx in enumerate(draws):
+        w = torch.as_tensor(np.bincount(idx, minlength=n_texts), dtype=torch.float64)
+        s = per_text_norm @ w  # sum of the drawn tokens' norms, per layer
+        # H = -sum_i (n_i / S) log(n_i / S) = log S - (sum_i n_i log n_i) / S, normalised by log N
+        h_norm = (torch.log(s) - (per_text_nlogn @ w) / s) / math.log(float(n_tok @ w))
+        h_prompt = (prompt[:, keep] @ w[keep]) / w[keep].sum()
+        h_data = _centred_gram_entropy(gram[:, idx][:, :, idx], d_model, alpha)
+        for metric, curve in (("norm_entropy", h_norm), ("prompt_entropy", h_prompt), ("dataset_entropy", h_data)):
+            rows.append(dict(experiment="entropy_dip", model=model or acts.model, trained=trained,
+                             method=method[metric], layer=-1, seed=init_seed, metric=metric,
+                             value=mid_depth_dip(curve.cpu().numpy()), resample=r - 1))
+    return pd.DataFrame(rows)
 
 
 def depth_study(
@@ -440,6 +519,7 @@ def depth_study(
     max_length: int = 64,
     device: Any = None,
     progress: bool = True,
+    entropy_resamples: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Depth profiles and entropies of a model and its untrained twins, for every method.
 
@@ -447,6 +527,10 @@ def depth_study(
     untrained twin of seed ``s`` is initialised with ``s`` and sampled with ``s``, so its spread
     over seeds covers both the initialisation and the sampling. Activations come from
     :func:`~otlens.activations.extract_activations` (cached on disk).
+
+    With ``entropy_resamples > 0`` the entropies table also holds, for every run, the
+    :func:`entropy_dip_bootstrap` rows (``experiment="entropy_dip"``, the same text resamples for
+    the model and every twin), from which the bottleneck claim is decided.
 
     Returns
     -------
@@ -468,37 +552,10 @@ def depth_study(
             profiles.append(adjacent_profile(acts, method=m, n_samples=n_samples, seeds=sample_seeds, model=spec,
                                              trained=trained, device=device, progress=False))
         entropies.append(entropy_profile(acts, model=spec, trained=trained, seed=init_seed))
+        if entropy_resamples:
+            entropies.append(entropy_dip_bootstrap(acts, n_resamples=entropy_resamples, model=spec, trained=trained,
+                                                   init_seed=init_seed))
     return pd.concat(profiles, ignore_index=True), pd.concat(entropies, ignore_index=True)
-
-
-def describe_claims(claims: pd.DataFrame) -> str:
-    """Markdown stating what :func:`claim_table` found: counts per method, then per model."""
-    yes = lambda b: "**yes**" if bool(b) else "**no**"  # noqa: E731
-    n_models = claims.model.nunique()
-    counts = [
-        f"*{method}* {int(g.u_shape.sum())} of {n_models} (untrained twin above the trained model: "
-        f"{int((g.untrained_level > 1).sum())} of {n_models})"
-        for method, g in claims.groupby("method", sort=False)
-    ]
-    lines = ["U-shaped for every seed — " + "; ".join(counts) + ".", ""]
-    for model, g in claims.groupby("model", sort=False):
-        parts = [
-            f"*{r.method}*: U-shape {yes(r.u_shape)} (edge ratio {r.edge_ratio:.2f}, lowest seed "
-            f"{r.edge_ratio_min:.2f}); untrained/trained level {r.untrained_level:.2f}; roughness "
-            f"{r.trained_roughness:.2f} trained vs {r.untrained_roughness:.2f} untrained"
-            for _, r in g.iterrows()
-        ]
-        row = g.iloc[0]
-        text = f"- **{model}** — " + "; ".join(parts) + "."
-        metrics = [c.removeprefix("bottleneck_") for c in g.columns
-                   if c.startswith("bottleneck_") and not c.endswith("_untrained")]
-        if metrics:
-            text += " Mid-depth entropy minimum, trained / untrained: " + ", ".join(
-                f"{m.replace('_', ' ')} {yes(row[f'bottleneck_{m}'])} / "
-                f"{yes(row.get(f'bottleneck_{m}_untrained', False))}" for m in metrics
-            ) + "."
-        lines.append(text)
-    return "\n".join(lines)
 
 
 def solver_accuracy(

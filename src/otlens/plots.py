@@ -934,8 +934,9 @@ def plot_bijection(x: Any, y: Any, permutation: Any, *, n_lines: int = 400, seed
 __all__ += ["plot_scaling", "plot_bijection"]
 
 
-_VERDICT_COLORS = {"reproduced": "#009E73", "partly reproduced": "#E69F00", "not reproduced": "#D55E00",
-                   "data not available here": "#999999"}
+_VERDICT_COLORS = {"reproduced": "#009E73", "reproduced with the published method only": "#E69F00",
+                   "not reproduced": "#D55E00", "inconclusive (underpowered)": "#56B4E9",
+                   "data not available here": "#999999", "open question": "#CC79A7"}
 
 
 def plot_verdicts(table: pd.DataFrame, *, title: str | None = None) -> Figure:

@@ -697,21 +697,22 @@ def sweep_reproduction_table(folder: str | os.PathLike, *, benchmarks: str | os.
     """The reproduction table over a sweep: each claim's verdict per point and where it holds.
 
     A claim *holds* at a point when its verdict there is ``reproduced``. The summary verdict is
-    ``reproduced`` when it holds at every finished point, ``not reproduced`` when no point
-    reproduces even partly, ``data not available here`` when no point has the data, and
-    ``partly reproduced`` otherwise.
+    ``reproduced`` when it holds at every finished point, ``data not available here`` when no
+    point has the data, ``not reproduced`` when some point's rule says not reproduced, and
+    ``inconclusive (underpowered)`` otherwise.
 
     Returns
     -------
     pandas.DataFrame
-        One row per claim with the reproduction table's columns (``ours_same_method`` says
-        "holds in k of N runs" and which grid values break it; the per-point texts are in
-        :func:`sweep_reproduction`), then ``holds``
-        (k), ``runs`` (N), ``breaks`` (the grid values under which it never holds while holding
-        elsewhere, or the failing points), and one column per point (``key=value, ...``) with
-        its verdict. Usable wherever :func:`otlens.reproduction.reproduction_table` is.
+        One row per claim with the reproduction table's columns (``detail`` says "holds in k of
+        N runs" and which grid values break it; the per-point rows are in
+        :func:`sweep_reproduction`), then ``holds`` (k), ``runs`` (N), ``breaks`` (the grid
+        values under which it never holds while holding elsewhere, or the failing points), and
+        one column per point (``key=value, ...``) with its verdict. Usable wherever
+        :func:`otlens.reproduction.reproduction_table` is.
     """
-    from .reproduction import MISSING, TABLE_COLUMNS
+    from .reproduction import TABLE_COLUMNS
+    from .verdicts import INCONCLUSIVE, MISSING, NOT_REPRODUCED, REPRODUCED
 
     spec, points = load_sweep(folder)
     keys = list(spec["keys"])
@@ -720,17 +721,17 @@ def sweep_reproduction_table(folder: str | os.PathLike, *, benchmarks: str | os.
     labels = {r.key: _label(r.values) for r in points.itertuples()}
     rows = []
     for claim, g in long.groupby("claim", sort=False):
-        g = g.assign(holds=g.verdict == "reproduced")
+        g = g.assign(holds=g.verdict == REPRODUCED)
         k, n = int(g.holds.sum()), len(g)
         verdicts = g.verdict.value_counts()
         if k == n:
-            verdict = "reproduced"
+            verdict = REPRODUCED
         elif (g.verdict == MISSING).all():
             verdict = MISSING
-        elif not g.verdict.isin(["reproduced", "partly reproduced"]).any():
-            verdict = "not reproduced"
+        elif (g.verdict == NOT_REPRODUCED).any():
+            verdict = NOT_REPRODUCED
         else:
-            verdict = "partly reproduced"
+            verdict = INCONCLUSIVE
         breaks = _breaks(g, keys)
         first = g.iloc[0]
         summary = f"holds in {k} of {n} runs (" + ", ".join(f"{int(c)} {v}" for v, c in verdicts.items()) + ")"
@@ -738,8 +739,9 @@ def sweep_reproduction_table(folder: str | os.PathLike, *, benchmarks: str | os.
             summary += f"; does not hold with {breaks}"
         if n_failed:
             summary += f"; {n_failed} run{'s' * (n_failed != 1)} failed"
-        row = {**{c: first[c] for c in ("study", "claim", "chapter", "paper")}, "ours_same_method": summary,
-               "ours_corrected": "—", "verdict": verdict, "holds": k, "runs": n, "breaks": breaks}
+        row = {c: first[c] for c in TABLE_COLUMNS}
+        row.update(effect=float("nan"), ci_low=float("nan"), ci_high=float("nan"), effect_text=summary,
+                   detail=summary, n=n, unit="runs", verdict=verdict, holds=k, runs=n, breaks=breaks)
         row.update({labels[r.point]: r.verdict for r in g.itertuples()})
         rows.append(row)
     table = pd.DataFrame(rows)
