@@ -333,11 +333,16 @@ def _below(mean: float, lo: float, hi: float, n: int, tol: float, unit: str) -> 
     return Comparison(mean, lo, hi, n, k.outcome, unit)
 
 
-def plan_error(df: pd.DataFrame) -> Verdict:
-    tf = df[(df.experiment == "sorting") & (df.method == "transformer") & (df.metric == "plan_error")]
+def _sorting_rows(df: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, int]:
+    """The fixed-weight transformer's sorting rows of ``metric`` and their deepest depth."""
+    tf = df[(df.experiment == "sorting") & (df.method == "transformer") & (df.metric == metric)]
     if tf.empty:
         raise KeyError("no sorting rows")
-    deep = int(tf.layer.max())
+    return tf, int(tf.layer.max())
+
+
+def plan_error(df: pd.DataFrame) -> Verdict:
+    tf, deep = _sorting_rows(df, "plan_error")
     cs = []
     for n, g in tf[tf.layer == deep].groupby("n"):
         m, lo, hi = mean_ci(g.value.to_numpy()) if len(g) > 1 else (float(g.value.mean()), math.nan, math.nan)
@@ -359,10 +364,7 @@ def plan_error(df: pd.DataFrame) -> Verdict:
 
 
 def sorting(df: pd.DataFrame) -> Verdict:
-    tf = df[(df.experiment == "sorting") & (df.method == "transformer") & (df.metric == "sorted")]
-    if tf.empty:
-        raise KeyError("no sorting rows")
-    deep = int(tf.layer.max())
+    tf, deep = _sorting_rows(df, "sorted")
     cs = []
     for n, g in tf[tf.layer == deep].groupby("n"):
         k, m = int((g.value == 1.0).sum()), len(g)
