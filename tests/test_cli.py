@@ -57,14 +57,43 @@ def test_missing_profile_exits_1(project, capsys):
     assert "Profile 'paper' not found" in capsys.readouterr().err
 
 
+def _one_error_line(err: str, command: str = "run") -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"otlens {command}: error: "), err
+    return lines[0]
+
+
+def test_wrong_type_exits_1_before_running(project, capsys):
+    assert main(["run", "notebooks/tiny.md", "-p", "n_items", "many", "--no-progress"]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "Parameter 'n_items' (overrides) must be an integer (its default is 3); got 'many' (str)" in line
+    assert main(["run", "notebooks/tiny.md", "-p", "label", "[a, b]", "--no-progress"]) == 1
+    assert "'label' (overrides) must be a string" in _one_error_line(capsys.readouterr().err)
+    assert not (project / "book").exists()  # nothing ran
+
+
+def test_malformed_profile_exits_1_with_one_line(project, capsys):
+    (project / "params" / "quick.yml").write_text("defaults: {seed: 0\n")
+    assert main(["run", "notebooks/tiny.md", "--no-progress"]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "params/quick.yml is not valid YAML" in line and "line 2, column 1" in line
+
+
+def test_unreadable_notebook_exits_1_with_one_line(project, capsys):
+    (project / "notebooks" / "broken.ipynb").write_text("{not json")
+    assert main(["run", "notebooks/broken.ipynb", "--no-progress"]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "Cannot read notebook " in line and "notebooks/broken.ipynb: NotJSONError" in line
+
+
 @pytest.mark.slow
 def test_run_parses_values_and_writes_notebook(project, capsys):
-    code = main(["run", "notebooks/tiny.md", "-p", "n_items", "4", "-p", "label", "[a, b]",
+    code = main(["run", "notebooks/tiny.md", "-p", "n_items", "4", "-p", "label", "'[a, b]'",
                  "-p", "scale", "1e-1", "--no-progress"])
     assert code == 0
     assert "Wrote book/executed/tiny.ipynb" in capsys.readouterr().out
     nb = nbformat.read(project / "book" / "executed" / "tiny.ipynb", as_version=4)
-    assert nb.metadata.papermill.parameters == {"n_items": 4, "label": ["a", "b"], "scale": 0.1}
+    assert nb.metadata.papermill.parameters == {"n_items": 4, "label": "[a, b]", "scale": 0.1}
 
 
 @pytest.mark.slow

@@ -38,11 +38,13 @@ __all__ = [
     "NotebookError",
     "ParameterError",
     "build_book",
+    "check_parameter",
     "load_params",
     "notebook_parameters",
     "notebooks_in_toc",
     "parse_value",
     "project_root",
+    "read_notebook",
     "run_chapters",
     "run_jupyter_book",
     "run_notebook",
@@ -86,7 +88,8 @@ def _notebook_error_from(message: str, fields: dict) -> "NotebookError":
 
 
 class ParameterError(ValueError):
-    """A parameter or profile is invalid (unknown key, malformed profile, missing cell)."""
+    """A parameter, profile or notebook source is invalid (unknown key, wrong type, malformed
+    profile, unreadable notebook, missing cell)."""
 
 
 class BookBuildError(RuntimeError):
@@ -128,10 +131,12 @@ def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
 
     Defaults that are not Python literals are returned as their source text.
     """
-    import jupytext
+    return {name: value for name, (value, _) in _parameters_cell(Path(notebook)).items()}
 
-    notebook = Path(notebook)
-    nb = jupytext.read(notebook)
+
+def _parameters_cell(notebook: Path) -> dict[str, tuple[Any, bool]]:
+    """``{name: (default, is_literal)}`` of the notebook's ``parameters`` cell."""
+    nb = read_notebook(notebook)
     cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
         raise ParameterError(
@@ -142,7 +147,7 @@ def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
         tree = ast.parse(source)
     except SyntaxError as exc:
         raise ParameterError(f"The parameters cell of {notebook} is not valid Python: {exc}") from exc
-    params: dict[str, Any] = {}
+    params: dict[str, tuple[Any, bool]] = {}
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
         for target in targets:
@@ -151,11 +156,34 @@ def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
     return params
 
 
-def _literal(node: ast.expr, source: str) -> Any:
+def read_notebook(notebook: str | os.PathLike):
+    """Read a chapter source with jupytext; a file that cannot be read is a :class:`ParameterError`.
+
+    The message is one line naming the file and what went wrong (not found, not UTF-8, not a
+    notebook, ...).
+    """
+    import jupytext
+
+    notebook = Path(notebook)
+    if not notebook.is_file():
+        raise FileNotFoundError(f"Notebook not found: {notebook}")
     try:
-        return ast.literal_eval(node)
+        return jupytext.read(notebook)
+    except Exception as exc:  # jupytext raises whatever its reader does: OSError, JSON, nbformat, ...
+        raise ParameterError(f"Cannot read notebook {notebook}: {_one_line(exc)}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    text = text if len(text) <= 300 else text[:300] + " …"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _literal(node: ast.expr, source: str) -> tuple[Any, bool]:
+    try:
+        return ast.literal_eval(node), True
     except ValueError:
-        return ast.get_source_segment(source, node)
+        return ast.get_source_segment(source, node), False
 
 
 def _profile_path(profile: str | os.PathLike, root: Path) -> Path:
@@ -174,7 +202,15 @@ def _profile_path(profile: str | os.PathLike, root: Path) -> Path:
 
 
 def _read_profile(path: Path) -> dict[str, dict]:
-    config = yaml.safe_load(path.read_text()) or {}
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or _one_line(exc)
+        raise ParameterError(f"Profile {path} is not valid YAML: {problem}{where}.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParameterError(f"Cannot read profile {path}: {_one_line(exc)}") from exc
     if not isinstance(config, dict):
         raise ParameterError(f"{path} must map notebook names to sections; got {type(config).__name__}.")
     for name, section in config.items():
@@ -202,6 +238,18 @@ def load_params(notebook: str | os.PathLike, profile: str | os.PathLike = "quick
     profile's section named after the notebook stem, then ``overrides``. A key in the section or
     in ``overrides`` that the notebook's ``parameters`` cell does not assign is an error.
 
+    A ``model`` in ``overrides`` (one model instead of a chapter's list) also replaces the
+    chapter's other model parameters that ``overrides`` does not set, wherever the profile set
+    them: ``models`` becomes ``[model]`` and every ``*_model`` key (e.g. chapter 1's
+    ``heatmap_model``) becomes ``model``, so that a single-model run uses that model only. A
+    ``models`` in ``overrides`` sends a ``*_model`` key of the profile that names a model not in
+    the new list back to the notebook's default (chapter 1: the first or last of ``models``).
+
+    Every value is checked against the type of the notebook's default (see
+    :func:`check_parameter`): a scalar given to a list parameter becomes a one-element list, an
+    integral float given to an integer parameter an integer, an integer given to a float
+    parameter a float; anything else of the wrong type is an error naming the parameter.
+
     Parameters
     ----------
     notebook : path
@@ -214,24 +262,150 @@ def load_params(notebook: str | os.PathLike, profile: str | os.PathLike = "quick
     Raises
     ------
     ParameterError
-        If a key is unknown (the message lists the valid ones) or the profile is malformed.
+        If a key is unknown (the message lists the valid ones), a value has the wrong type, the
+        profile is malformed (not YAML, or not one mapping per notebook) or the notebook cannot
+        be read.
     FileNotFoundError
         If the notebook or the profile does not exist.
     """
     notebook = Path(notebook)
     if not notebook.is_file():
         raise FileNotFoundError(f"Notebook not found: {notebook}")
-    declared = notebook_parameters(notebook)
+    cell = _parameters_cell(notebook)
+    declared = {name: value for name, (value, _) in cell.items()}
     path = _profile_path(profile, project_root(notebook.resolve().parent))
     config = _read_profile(path)
     section = config.get(notebook.stem, {})
     overrides = dict(overrides or {})
     _check_known(section, declared, notebook=notebook, where=f"section {notebook.stem!r} of {path}")
     _check_known(overrides, declared, notebook=notebook, where="overrides")
+    sources = {k: f"section 'defaults' of {path}" for k in config.get("defaults", {}) if k in declared}
+    sources.update({k: f"section {notebook.stem!r} of {path}" for k in section})
     params = {k: v for k, v in config.get("defaults", {}).items() if k in declared}
     params.update(section)
-    params.update(overrides)
+    followed = _follow_model(overrides, params, declared)
+    params.update(followed)
+    sources.update({k: "overrides" if k in overrides else "overrides: follows `model`" for k in followed})
+    for name, value in params.items():
+        default, literal = cell[name]
+        if literal:
+            params[name] = check_parameter(name, value, default, where=sources[name])
     return params
+
+
+def _follow_model(overrides: dict[str, Any], params: Mapping[str, Any],
+                  declared: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` plus the model parameters that follow its ``model`` or ``models``.
+
+    With ``model``: ``models`` becomes ``[model]`` and every ``*_model`` key ``model``. With
+    ``models`` (and no ``model``): a ``*_model`` key whose value (from the profile) is not in
+    the new list goes back to the notebook's default. Keys that ``overrides`` sets stay.
+    """
+    model, models = overrides.get("model"), overrides.get("models")
+    keys = [k for k in declared if k not in overrides and k.endswith("_model")]
+    if model is not None and "model" in declared:
+        if "models" in declared and "models" not in overrides:
+            keys.append("models")
+        return {**{k: [model] if k == "models" else model for k in keys}, **overrides}
+    if isinstance(models, (list, tuple, str)) and "models" in declared:
+        models = [models] if isinstance(models, str) else list(models)
+        stale = [k for k in keys if params.get(k) is not None and params.get(k) not in models]
+        return {**{k: declared[k] for k in stale}, **overrides}
+    return overrides
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+               list: "a list", dict: "a mapping"}
+
+
+def _kind(default: Any) -> type | None:
+    """The type a parameter's values must have (``None``: any), from its default."""
+    for kind in (bool, int, float, str, dict):  # bool before int: True is an int
+        if isinstance(default, kind):
+            return kind
+    return list if isinstance(default, (list, tuple)) else None
+
+
+def _element_kind(default: list | tuple) -> type | None:
+    """The type every element of a list parameter must have: the one its default's elements share."""
+    kinds = {_kind(v) for v in default}
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    return kind if kind in (bool, int, float, str) else None
+
+
+def _expected(default: Any) -> str:
+    kind = _kind(default)
+    if kind is list:
+        element = _element_kind(default)
+        return f"a list of {_TYPE_NAMES[element].removeprefix('a ').removeprefix('an ')}s" if element else "a list"
+    return _TYPE_NAMES[kind]
+
+
+def _coerce_scalar(value: Any, kind: type) -> tuple[bool, Any]:
+    """``(ok, value)``: ``value`` as ``kind`` where that loses nothing (2.0 → 2, 2 → 2.0)."""
+    if kind is bool:
+        return isinstance(value, bool), value
+    if isinstance(value, bool):  # True is an int, but not a count or a number here
+        return False, value
+    if kind is int:
+        if isinstance(value, float) and value.is_integer():
+            return True, int(value)
+        return isinstance(value, int), value
+    if kind is float:
+        return isinstance(value, (int, float)), float(value) if isinstance(value, (int, float)) else value
+    return isinstance(value, kind), value
+
+
+def check_parameter(name: str, value: Any, default: Any, *, where: str = "overrides") -> Any:
+    """Return ``value`` checked against the type of the parameter's ``default``.
+
+    - a default of ``None`` (or one that is not a literal) accepts anything;
+    - a list default takes a list (a tuple becomes a list) or a scalar, which becomes a
+      one-element list (``-p seeds 3`` → ``[3]``, ``-p models minilm-l6`` → ``["minilm-l6"]``);
+      when the default's elements share one type, every element must have it;
+    - an integer default takes an integer (or an integral float: ``1e3`` → ``1000``), a float
+      default an integer or a float, a boolean default ``true``/``false`` only, a string
+      default a string, a mapping default a mapping.
+
+    Raises
+    ------
+    ParameterError
+        Naming the parameter, where the value came from (``where``), the expected type, the
+        default and the value given.
+    """
+    kind = _kind(default)
+    if kind is None:
+        return value
+
+    def wrong(detail: str = "") -> ParameterError:
+        return ParameterError(
+            f"Parameter {name!r} ({where}) must be {_expected(default)} (its default is {default!r}); "
+            f"got {value!r} ({type(value).__name__}){detail}."
+        )
+
+    if kind is list:
+        if isinstance(value, dict) or value is None:
+            raise wrong()
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        element = _element_kind(default)
+        if element is None:
+            return items
+        out = []
+        for item in items:
+            ok, item = _coerce_scalar(item, element)
+            if not ok:
+                raise wrong(f": element {item!r} is not {_TYPE_NAMES[element]}")
+            out.append(item)
+        return out
+    ok, checked = _coerce_scalar(value, kind)
+    if not ok:
+        hint = ""
+        if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+            hint = f"; quote it to pass it as text, e.g. -p {name} '\"{value}\"'"
+        raise wrong(hint)
+    return checked
 
 
 # ---------------------------------------------------------------------------------- execution
@@ -514,7 +688,7 @@ def runs_after_others(chapter: str | os.PathLike) -> bool:
     """
     import jupytext
 
-    return (jupytext.read(Path(chapter)).metadata.get("otlens") or {}).get("after") == "all"
+    return (read_notebook(Path(chapter)).metadata.get("otlens") or {}).get("after") == "all"
 
 
 def run_chapters(chapters: list[str | os.PathLike], *, profile: str | os.PathLike = "quick",
