@@ -4,8 +4,8 @@ A chapter is a jupytext MyST file ``notebooks/NN_<name>.md`` with one cell tagge
 :func:`run_notebook` reads it with jupytext, injects the parameters of a profile
 (``params/<profile>.yml``) plus any overrides, executes it with papermill in a kernel that runs
 *this* interpreter, and writes ``book/executed/<stem>.ipynb``. The executed notebook is the record
-of the run: cell ids are ``<stem>-<index>`` and timestamps/durations are stripped, so two runs that
-compute the same outputs write byte-identical files. :func:`build_book` runs every chapter listed
+of the run: cell ids are ``<stem>-<index>``, timestamps/durations and stderr streams are stripped,
+so two runs that compute the same outputs write byte-identical files. :func:`build_book` runs every chapter listed
 in ``_toc.yml`` and then calls ``jupyter-book build`` with warnings as errors.
 
 Profiles have one section per notebook stem and an optional ``defaults`` section::
@@ -471,7 +471,7 @@ def run_notebook(path: str | os.PathLike, *, profile: str | os.PathLike = "quick
         raise
     finally:
         partial.unlink(missing_ok=True)
-    _write_notebook(_stabilise(executed, source, root), final)
+    _write_notebook(_without_stderr(_stabilise(executed, source, root)), final)
     failed.unlink(missing_ok=True)
     return final
 
@@ -558,6 +558,20 @@ def _stabilise(nb, source: Path, root: Path):
             del cell.metadata["tags"]
         if "injected-parameters" in cell.metadata.get("tags", []):
             _collapse_injected(cell)
+    return nb
+
+
+def _without_stderr(nb):
+    """Drop the stderr streams (progress bars, warnings naming the builder's paths) of every cell.
+
+    The book never shows them (``stderr_output: remove`` in ``_config.yml``); without this they
+    would stay in the ``.ipynb`` that the book offers for download. A failed run's partial
+    notebook keeps them, for diagnosis.
+    """
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            cell.outputs = [o for o in cell.get("outputs", [])
+                            if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
     return nb
 
 
