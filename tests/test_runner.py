@@ -421,3 +421,22 @@ def test_book_build_fails_on_a_warning(book_copy):
     chapter.write_text(chapter.read_text().replace("{numref}`fig-walk`", "{numref}`fig-missing`"))
     with pytest.raises(BookBuildError, match="failed with exit code"):
         build_book(root=book_copy, progress=False)
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_parameterised_copy_of_each_chapter_holds_what_a_run_injects(tmp_path, profile):
+    from otlens.runner import find_chapter, parameterised_copy, read_notebook
+
+    for number in range(1, 7):
+        chapter = find_chapter(number, REPO)
+        overrides = {"seed": 3} if "seed" in notebook_parameters(chapter) else {}
+        out = parameterised_copy(chapter, tmp_path / f"{chapter.stem}.ipynb", profile=profile,
+                                 parameters=overrides)
+        nb = nbformat.read(out, as_version=4)
+        cell, = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        namespace: dict = {}
+        exec(cell.source, namespace)  # the copy's cell, run as the kernel would run it
+        expected = {**notebook_parameters(chapter), **load_params(chapter, profile=profile, overrides=overrides)}
+        assert {k: namespace[k] for k in expected} == expected
+        assert len(nb.cells) == len(read_notebook(chapter).cells)  # nothing added or lost
+        assert namespace.get("seed", 3) == 3

@@ -39,9 +39,11 @@ __all__ = [
     "ParameterError",
     "build_book",
     "check_parameter",
+    "find_chapter",
     "load_params",
     "notebook_parameters",
     "notebooks_in_toc",
+    "parameterised_copy",
     "parse_value",
     "project_root",
     "read_notebook",
@@ -406,6 +408,115 @@ def check_parameter(name: str, value: Any, default: Any, *, where: str = "overri
             hint = f"; quote it to pass it as text, e.g. -p {name} '\"{value}\"'"
         raise wrong(hint)
     return checked
+
+
+# ------------------------------------------------------------------------ parameterised copies
+
+
+def find_chapter(name: str | int | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """The chapter source that ``name`` designates: a path, a stem, or its number (``1``, ``01``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If nothing matches; the message lists the chapters under ``<root>/notebooks``.
+    """
+    text = os.fspath(name) if isinstance(name, os.PathLike) else str(name)
+    if Path(text).is_file():
+        return Path(text)
+    root = Path(root).resolve() if root else project_root()
+    folder = root / NOTEBOOK_DIR
+    prefix = f"{int(text):02d}_" if text.isdigit() else None
+    sources: dict[str, Path] = {}  # one source per stem, in SOURCE_SUFFIXES order (not the copies <stem>.<profile>.ipynb)
+    for suffix in SOURCE_SUFFIXES:
+        for path in sorted(folder.glob(f"*{suffix}")):
+            if "." not in path.stem:
+                sources.setdefault(path.stem, path)
+    found = [p for stem, p in sorted(sources.items()) if stem == text or (prefix and stem.startswith(prefix))]
+    if len(found) != 1:
+        raise FileNotFoundError(
+            f"No chapter {text!r} in {folder}" + (f" (it matches {[p.name for p in found]})" if found else "")
+            + f"; chapters: {', '.join(sorted(sources)) or 'none'}."
+        )
+    return found[0]
+
+
+def parameterised_copy(notebook: str | os.PathLike, output: str | os.PathLike | None = None, *,
+                       profile: str | os.PathLike = "quick", parameters: Mapping[str, Any] | None = None,
+                       overwrite: bool = False) -> Path:
+    """Write a copy of a chapter whose ``parameters`` cell holds a profile's values, to run by hand.
+
+    Each assignment of the parameters cell whose name the profile (or ``parameters``) sets gets
+    that value, as :func:`load_params` resolves it for :func:`run_notebook`; its comment and the
+    other assignments stay. The copy has no injected-parameters cell: it opens and runs cell by
+    cell in JupyterLab (``make lab``) as the book's run did.
+
+    Parameters
+    ----------
+    notebook : path
+        The chapter source.
+    output : path, optional
+        Where to write; ``.ipynb`` (default ``notebooks/<stem>.<profile>.ipynb`` next to the
+        source) or ``.md`` (MyST, as the sources).
+    profile, parameters
+        As for :func:`run_notebook`.
+    overwrite : bool
+        Replace an existing file (by default an existing copy, perhaps edited, is an error).
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    import jupytext
+
+    notebook = Path(notebook)
+    params = load_params(notebook, profile=profile, overrides=parameters)
+    if output is None:
+        output = notebook.parent / f"{notebook.stem}.{Path(str(profile)).stem}.ipynb"
+    output = Path(output)
+    if output.suffix not in (".ipynb", ".md"):
+        raise ParameterError(f"The copy must be a .ipynb or .md file; got {output}.")
+    if output.resolve() == notebook.resolve() or (output.exists() and not overwrite):
+        raise FileExistsError(f"{output} exists; pass overwrite=True (--force) to replace it.")
+    nb = read_notebook(notebook)
+    cell = next(c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    cell.source = _assign(cell.source, params)
+    nb.metadata.setdefault("otlens", {})["parameters_from"] = {
+        "profile": str(profile), "source": notebook.name, "parameters": params}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    text = jupytext.writes(nb, fmt="ipynb" if output.suffix == ".ipynb" else "md:myst")
+    return atomic_write(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _python_literal(value: Any) -> str:
+    """Python source for a parameter value, strings in double quotes as the chapters write them."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a Python string literal
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(_python_literal, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_python_literal(k)}: {_python_literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def _assign(source: str, values: Mapping[str, Any]) -> str:
+    """``source`` with the right-hand side of each top-level ``name = ...`` in ``values`` replaced."""
+    lines = source.splitlines(keepends=True)
+    nodes = [n for n in ast.parse(source).body if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None]
+    edits = []
+    for node in nodes:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        names = [t.id for t in targets if isinstance(t, ast.Name) and t.id in values]
+        if names:
+            edits.append((node.value, _python_literal(values[names[-1]])))
+    for value, text in sorted(edits, key=lambda e: (e[0].lineno, e[0].col_offset), reverse=True):
+        first, last = value.lineno - 1, value.end_lineno - 1
+        # ast offsets count UTF-8 bytes
+        head = lines[first].encode()[: value.col_offset].decode()
+        tail = lines[last].encode()[value.end_col_offset:].decode()
+        lines[first:last + 1] = [head + text + tail]
+    return "".join(lines)
 
 
 # ---------------------------------------------------------------------------------- execution
