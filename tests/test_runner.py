@@ -411,6 +411,9 @@ def test_book_builds_with_warnings_as_errors(book_copy):
     assert "<img" in chapter and "A random walk." in chapter  # the figure and its caption
     assert "Cuturi, 2013" in chapter  # the citation resolved against references.bib
     assert "work: 100%" not in chapter  # stderr (progress bars) is not rendered
+    assert "google.colab" not in chapter  # the install cell is in the .ipynb, not on the page
+    executed = nbformat.read(book_copy / "book" / "executed" / "01_ot_across_depth.ipynb", as_version=4)
+    assert "google.colab" in executed.cells[0].source
     intro = (book_copy / "_build" / "html" / "book" / "intro.html").read_text()
     assert "Sinkhorn distances" in intro  # the bibliography is rendered on the introduction page
 
@@ -440,3 +443,25 @@ def test_parameterised_copy_of_each_chapter_holds_what_a_run_injects(tmp_path, p
         assert {k: namespace[k] for k in expected} == expected
         assert len(nb.cells) == len(read_notebook(chapter).cells)  # nothing added or lost
         assert namespace.get("seed", 3) == 3
+
+
+@pytest.mark.slow
+def test_executed_notebook_starts_with_the_colab_install_cell(project):
+    notebook = project / "notebooks" / "tiny.md"
+    plain = nbformat.read(run_notebook(notebook, progress=False), as_version=4)
+    assert not [c for c in plain.cells if "otlens-install" in c.metadata.get("tags", [])]  # no repository
+    (project / "_config.yml").write_text("repository: {url: https://github.com/a/b, branch: main}\n")
+    nb = nbformat.read(run_notebook(notebook, progress=False), as_version=4)
+    first = nb.cells[0]
+    assert first.metadata.tags == ["remove-cell", "otlens-install"]
+    assert '"google.colab" in sys.modules' in first.source and "git+https://github.com/a/b@main" in first.source
+    assert first.outputs == [] and first.execution_count is None  # not run here
+    assert [c.source for c in nb.cells[1:]] == [c.source for c in plain.cells]
+    assert [c.id for c in nb.cells] == [f"tiny-{i}" for i in range(len(nb.cells))]
+
+
+def test_a_broken_repository_setting_fails_before_running(project):
+    (project / "_config.yml").write_text("repository: {branch: main}\n")
+    with pytest.raises(ParameterError, match="`repository` in .*_config.yml must have a `url`"):
+        run_notebook(project / "notebooks" / "tiny.md", progress=False)
+    assert not (project / "book").exists()

@@ -547,7 +547,10 @@ def run_notebook(path: str | os.PathLike, *, profile: str | os.PathLike = "quick
         Working directory of the kernel; defaults to the project root.
 
     The kernel sees ``OTLENS_RESULTS`` (absolute ``<root>/results`` unless already set),
-    ``PYTHONHASHSEED=0`` and ``TQDM_*`` defaults that keep progress bars free of timings.
+    ``PYTHONHASHSEED=0`` and ``TQDM_*`` defaults that keep progress bars free of timings. The
+    executed notebook carries no stderr output, and, when ``<root>/_config.yml`` names the
+    ``repository``, starts with the (unexecuted) cell that installs otlens on Colab
+    (:func:`otlens.launch.install_cell`; hidden from the book's page).
 
     Returns
     -------
@@ -565,6 +568,7 @@ def run_notebook(path: str | os.PathLike, *, profile: str | os.PathLike = "quick
     source = Path(path).resolve()
     params = load_params(source, profile=profile, overrides=parameters)
     root = project_root(source.parent)
+    install = _install_cell(root)
     out_dir = root / output_dir
     final, failed = out_dir / f"{source.stem}.ipynb", out_dir / f"{source.stem}.failed.ipynb"
     partial = out_dir / f".{source.stem}.running.ipynb"  # papermill saves here after each cell
@@ -582,9 +586,21 @@ def run_notebook(path: str | os.PathLike, *, profile: str | os.PathLike = "quick
         raise
     finally:
         partial.unlink(missing_ok=True)
+    if install is not None:  # first, so that the .ipynb opened on Colab installs what it needs
+        executed.cells.insert(0, install)
     _write_notebook(_without_stderr(_stabilise(executed, source, root)), final)
     failed.unlink(missing_ok=True)
     return final
+
+
+def _install_cell(root: Path):
+    """The Colab install cell (:mod:`otlens.launch`) for a project with ``repository:`` in ``_config.yml``."""
+    from otlens.launch import install_cell
+
+    try:
+        return install_cell(root)
+    except ValueError as exc:
+        raise ParameterError(_one_line(exc)) from exc
 
 
 def _execute(source: Path, partial: Path, params: dict, *, kernel_name: str | None,
