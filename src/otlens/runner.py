@@ -240,9 +240,9 @@ def load_params(notebook: str | os.PathLike, profile: str | os.PathLike = "quick
     profile's section named after the notebook stem, then ``overrides``. A key in the section or
     in ``overrides`` that the notebook's ``parameters`` cell does not assign is an error.
 
-    A ``model`` in ``overrides`` (one model instead of a chapter's list) also replaces the
-    chapter's other model parameters that ``overrides`` does not set, wherever the profile set
-    them: ``models`` becomes ``[model]`` and every ``*_model`` key (e.g. chapter 1's
+    A ``model`` in ``overrides`` (one model instead of a chapter's list) also sets the chapter's
+    other model parameters that ``overrides`` does not set, whatever the profile says:
+    ``models`` becomes ``[model]`` and every ``*_model`` key (e.g. chapter 1's
     ``heatmap_model``) becomes ``model``, so that a single-model run uses that model only. A
     ``models`` in ``overrides`` sends a ``*_model`` key of the profile that names a model not in
     the new list back to the notebook's default (chapter 1: the first or last of ``models``).
