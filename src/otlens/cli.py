@@ -1,6 +1,7 @@
 """The ``otlens`` command line.
 
     otlens run notebooks/01_ot_across_depth.md -p model gemma3-270m -p n_texts 256
+    otlens notebook 01 --profile quick     # notebooks/01_ot_across_depth.quick.ipynb, to run in JupyterLab
     otlens book --profile quick            # run every chapter (in parallel on a local Dask cluster), build the book
     otlens sweep notebooks/01_ot_across_depth.md --grid seed=0,1 --grid 'models=[[minilm-l6],[mpnet-base]]'
     otlens models                          # the offline model registry
@@ -38,6 +39,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--kernel", default=None,
                      help="Jupyter kernel name (default: a python3 kernel running this interpreter)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    notebook = commands.add_parser(
+        "notebook", help="write a chapter with a profile's values in its parameters cell, to run in JupyterLab",
+        description="Write a copy of a chapter whose parameters cell holds the values of a profile (and -p "
+                    "overrides), as `otlens run` would inject them, to open and run cell by cell (make lab).")
+    notebook.add_argument("chapter", help="chapter number (1, 01), stem or source path")
+    _add_profile(notebook)
+    notebook.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                          metavar=("KEY", "VALUE"), dest="parameters",
+                          help="override a parameter; VALUE is parsed as YAML, as for `otlens run`")
+    notebook.add_argument("--out", type=Path, default=None,
+                          help="the copy to write, .ipynb or .md (default: notebooks/<stem>.<profile>.ipynb)")
+    notebook.add_argument("--force", action="store_true", help="replace an existing copy")
 
     book = commands.add_parser("book", help="run every chapter in _toc.yml, then build the HTML book",
                                description="Run the chapters and build the book with jupyter-book.")
@@ -103,6 +117,17 @@ def _run(args: argparse.Namespace) -> int:
     path = run_notebook(args.notebook, profile=args.profile, parameters=overrides,
                         output_dir=args.out, kernel_name=args.kernel, progress=not args.no_progress)
     print(f"Wrote {_relative(path)}")
+    return 0
+
+
+def _notebook(args: argparse.Namespace) -> int:
+    from otlens.runner import find_chapter, parameterised_copy, parse_value
+
+    overrides = {key: parse_value(value) for key, value in args.parameters}
+    path = parameterised_copy(find_chapter(args.chapter), args.out, profile=args.profile,
+                              parameters=overrides, overwrite=args.force)
+    print(f"Wrote {_relative(path)} (parameters: profile {args.profile}"
+          + (f", {', '.join(k for k, _ in args.parameters)} from -p" if args.parameters else "") + ")")
     return 0
 
 
@@ -173,10 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from otlens.runner import BookBuildError, NotebookError, ParameterError
 
     args = _parser().parse_args(argv)
-    handler = {"run": _run, "book": _book, "models": _models, "pdf": _pdf, "sweep": _sweep}[args.command]
+    handler = {"run": _run, "notebook": _notebook, "book": _book, "models": _models, "pdf": _pdf,
+               "sweep": _sweep}[args.command]
     try:
         return handler(args)
-    except (NotebookError, ParameterError, BookBuildError, ClusterError, FileNotFoundError) as exc:
+    except (NotebookError, ParameterError, BookBuildError, ClusterError, FileNotFoundError,
+            FileExistsError) as exc:
         print(f"otlens {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -187,6 +187,9 @@ def _line_grid(
     if metric is not None and not isinstance(metric, str):
         raise ValueError(f"`metric` must be a metric name (str) or None; got {metric!r}")
     check_int(n_boot, "n_boot", minimum=1)
+    if isinstance(df, pd.DataFrame) and df.empty:  # a selection this run did not compute (e.g. a method left out)
+        return _not_computed(xlabel=xlabel, ylabel=_metric_label(metric, ylabel), title=title,
+                             height=height, aspect=aspect)
     data = _prepare(df, metric=metric, columns=["layer", "value", col, row, hue, style])
     if metric is None and "metric" in data.columns and "metric" not in (col, row, hue, style):
         present = sorted(map(str, pd.unique(data["metric"])))
@@ -217,6 +220,20 @@ def _line_grid(
         if title is not None:
             grid.figure.suptitle(title, y=1.03)
     return _detach(grid.figure)
+
+
+NOT_COMPUTED = "not computed in this run"  #: the text of a line figure whose data frame has no rows
+
+
+def _not_computed(*, xlabel: str, ylabel: str, title: str | None, height: float, aspect: float) -> Figure:
+    """One empty panel saying :data:`NOT_COMPUTED` (a chapter run with a subset of its variants)."""
+    with plot_style():
+        fig, ax = plt.subplots(figsize=(height * aspect, height))
+        ax.text(0.5, 0.5, NOT_COMPUTED, ha="center", va="center", transform=ax.transAxes, color="0.4")
+        ax.set(xlabel=xlabel, ylabel=ylabel, xticks=[], yticks=[])
+        if title is not None:
+            ax.set_title(title)
+    return _detach(fig)
 
 
 def plot_profile(
@@ -276,10 +293,13 @@ def plot_profile(
     matplotlib.figure.Figure
         The figure (of a seaborn ``FacetGrid``), one axes per panel.
 
+    A ``df`` without rows (a selection the run did not compute, such as a method left out of a
+    chapter's ``methods``) gives one empty panel that says so, not an error.
+
     Raises
     ------
     ValueError
-        If ``df`` is not a DataFrame, lacks a needed column, or has no row for ``metric``.
+        If ``df`` is not a DataFrame, lacks a needed column, or has rows but none for ``metric``.
     """
     return _line_grid(
         df, metric=metric, xlabel=_PROFILE_XLABEL, col=col, row=row, hue=hue, style=style, errorbar=errorbar,
@@ -315,10 +335,13 @@ def plot_entropy(
     matplotlib.figure.Figure
         The figure (of a seaborn ``FacetGrid``), one axes per panel.
 
+    A ``df`` without rows (a selection the run did not compute, such as a method left out of a
+    chapter's ``methods``) gives one empty panel that says so, not an error.
+
     Raises
     ------
     ValueError
-        If ``df`` is not a DataFrame, lacks a needed column, or has no row for ``metric``.
+        If ``df`` is not a DataFrame, lacks a needed column, or has rows but none for ``metric``.
     """
     return _line_grid(
         df, metric=metric, xlabel=_LAYER_XLABEL, col=col, row=row, hue=hue, style=style, errorbar=errorbar,

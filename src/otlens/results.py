@@ -19,8 +19,13 @@ __all__ = ["RESULT_COLUMNS", "save_results", "load_results"]
 RESULT_COLUMNS = ("experiment", "model", "trained", "method", "layer", "seed", "metric", "value")
 
 
-def save_results(df: pd.DataFrame, name: str, *, folder: str | Path | None = None) -> Path:
-    """Validate a tidy results table and write it atomically to ``<folder>/<name>.csv``."""
+def save_results(df: pd.DataFrame, name: str, *, folder: str | Path | None = None) -> None:
+    """Validate a tidy results table and write it atomically to ``<folder>/<name>.csv``.
+
+    ``folder`` defaults to :func:`otlens.config.results_dir` (``$OTLENS_RESULTS`` or
+    ``results/``). Returns nothing, so a notebook cell that ends with this call shows no output
+    (a returned path was displayed as ``PosixPath('…/results/<name>.csv')`` on the book's pages).
+    """
     missing = [c for c in RESULT_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"results table `df` lacks column(s) {missing}; has {list(df.columns)}")
@@ -28,7 +33,7 @@ def save_results(df: pd.DataFrame, name: str, *, folder: str | Path | None = Non
         raise ValueError(f"results table `df` for {name!r} is empty")
     folder = Path(folder) if folder is not None else results_dir()
     cols = list(RESULT_COLUMNS) + [c for c in df.columns if c not in RESULT_COLUMNS]
-    return atomic_write(folder / f"{name}.csv", lambda tmp: df[cols].to_csv(tmp, index=False))
+    atomic_write(folder / f"{name}.csv", lambda tmp: df[cols].to_csv(tmp, index=False))
 
 
 def load_results(name: str, *, folder: str | Path | None = None) -> pd.DataFrame:

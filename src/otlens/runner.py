@@ -4,8 +4,8 @@ A chapter is a jupytext MyST file ``notebooks/NN_<name>.md`` with one cell tagge
 :func:`run_notebook` reads it with jupytext, injects the parameters of a profile
 (``params/<profile>.yml``) plus any overrides, executes it with papermill in a kernel that runs
 *this* interpreter, and writes ``book/executed/<stem>.ipynb``. The executed notebook is the record
-of the run: cell ids are ``<stem>-<index>`` and timestamps/durations are stripped, so two runs that
-compute the same outputs write byte-identical files. :func:`build_book` runs every chapter listed
+of the run: cell ids are ``<stem>-<index>``, timestamps/durations and stderr streams are stripped,
+so two runs that compute the same outputs write byte-identical files. :func:`build_book` runs every chapter listed
 in ``_toc.yml`` and then calls ``jupyter-book build`` with warnings as errors.
 
 Profiles have one section per notebook stem and an optional ``defaults`` section::
@@ -38,11 +38,15 @@ __all__ = [
     "NotebookError",
     "ParameterError",
     "build_book",
+    "check_parameter",
+    "find_chapter",
     "load_params",
     "notebook_parameters",
     "notebooks_in_toc",
+    "parameterised_copy",
     "parse_value",
     "project_root",
+    "read_notebook",
     "run_chapters",
     "run_jupyter_book",
     "run_notebook",
@@ -86,7 +90,8 @@ def _notebook_error_from(message: str, fields: dict) -> "NotebookError":
 
 
 class ParameterError(ValueError):
-    """A parameter or profile is invalid (unknown key, malformed profile, missing cell)."""
+    """A parameter, profile or notebook source is invalid (unknown key, wrong type, malformed
+    profile, unreadable notebook, missing cell)."""
 
 
 class BookBuildError(RuntimeError):
@@ -128,10 +133,12 @@ def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
 
     Defaults that are not Python literals are returned as their source text.
     """
-    import jupytext
+    return {name: value for name, (value, _) in _parameters_cell(Path(notebook)).items()}
 
-    notebook = Path(notebook)
-    nb = jupytext.read(notebook)
+
+def _parameters_cell(notebook: Path) -> dict[str, tuple[Any, bool]]:
+    """``{name: (default, is_literal)}`` of the notebook's ``parameters`` cell."""
+    nb = read_notebook(notebook)
     cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
         raise ParameterError(
@@ -142,7 +149,7 @@ def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
         tree = ast.parse(source)
     except SyntaxError as exc:
         raise ParameterError(f"The parameters cell of {notebook} is not valid Python: {exc}") from exc
-    params: dict[str, Any] = {}
+    params: dict[str, tuple[Any, bool]] = {}
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
         for target in targets:
@@ -151,11 +158,34 @@ def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
     return params
 
 
-def _literal(node: ast.expr, source: str) -> Any:
+def read_notebook(notebook: str | os.PathLike):
+    """Read a chapter source with jupytext; a file that cannot be read is a :class:`ParameterError`.
+
+    The message is one line naming the file and what went wrong (not found, not UTF-8, not a
+    notebook, ...).
+    """
+    import jupytext
+
+    notebook = Path(notebook)
+    if not notebook.is_file():
+        raise FileNotFoundError(f"Notebook not found: {notebook}")
     try:
-        return ast.literal_eval(node)
+        return jupytext.read(notebook)
+    except Exception as exc:  # jupytext raises whatever its reader does: OSError, JSON, nbformat, ...
+        raise ParameterError(f"Cannot read notebook {notebook}: {_one_line(exc)}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    text = text if len(text) <= 300 else text[:300] + " …"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _literal(node: ast.expr, source: str) -> tuple[Any, bool]:
+    try:
+        return ast.literal_eval(node), True
     except ValueError:
-        return ast.get_source_segment(source, node)
+        return ast.get_source_segment(source, node), False
 
 
 def _profile_path(profile: str | os.PathLike, root: Path) -> Path:
@@ -174,7 +204,15 @@ def _profile_path(profile: str | os.PathLike, root: Path) -> Path:
 
 
 def _read_profile(path: Path) -> dict[str, dict]:
-    config = yaml.safe_load(path.read_text()) or {}
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or _one_line(exc)
+        raise ParameterError(f"Profile {path} is not valid YAML: {problem}{where}.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParameterError(f"Cannot read profile {path}: {_one_line(exc)}") from exc
     if not isinstance(config, dict):
         raise ParameterError(f"{path} must map notebook names to sections; got {type(config).__name__}.")
     for name, section in config.items():
@@ -202,6 +240,18 @@ def load_params(notebook: str | os.PathLike, profile: str | os.PathLike = "quick
     profile's section named after the notebook stem, then ``overrides``. A key in the section or
     in ``overrides`` that the notebook's ``parameters`` cell does not assign is an error.
 
+    A ``model`` in ``overrides`` (one model instead of a chapter's list) also sets the chapter's
+    other model parameters that ``overrides`` does not set, whatever the profile says:
+    ``models`` becomes ``[model]`` and every ``*_model`` key (e.g. chapter 1's
+    ``heatmap_model``) becomes ``model``, so that a single-model run uses that model only. A
+    ``models`` in ``overrides`` sends a ``*_model`` key of the profile that names a model not in
+    the new list back to the notebook's default (chapter 1: the first or last of ``models``).
+
+    Every value is checked against the type of the notebook's default (see
+    :func:`check_parameter`): a scalar given to a list parameter becomes a one-element list, an
+    integral float given to an integer parameter an integer, an integer given to a float
+    parameter a float; anything else of the wrong type is an error naming the parameter.
+
     Parameters
     ----------
     notebook : path
@@ -214,24 +264,259 @@ def load_params(notebook: str | os.PathLike, profile: str | os.PathLike = "quick
     Raises
     ------
     ParameterError
-        If a key is unknown (the message lists the valid ones) or the profile is malformed.
+        If a key is unknown (the message lists the valid ones), a value has the wrong type, the
+        profile is malformed (not YAML, or not one mapping per notebook) or the notebook cannot
+        be read.
     FileNotFoundError
         If the notebook or the profile does not exist.
     """
     notebook = Path(notebook)
     if not notebook.is_file():
         raise FileNotFoundError(f"Notebook not found: {notebook}")
-    declared = notebook_parameters(notebook)
+    cell = _parameters_cell(notebook)
+    declared = {name: value for name, (value, _) in cell.items()}
     path = _profile_path(profile, project_root(notebook.resolve().parent))
     config = _read_profile(path)
     section = config.get(notebook.stem, {})
     overrides = dict(overrides or {})
     _check_known(section, declared, notebook=notebook, where=f"section {notebook.stem!r} of {path}")
     _check_known(overrides, declared, notebook=notebook, where="overrides")
+    sources = {k: f"section 'defaults' of {path}" for k in config.get("defaults", {}) if k in declared}
+    sources.update({k: f"section {notebook.stem!r} of {path}" for k in section})
     params = {k: v for k, v in config.get("defaults", {}).items() if k in declared}
     params.update(section)
-    params.update(overrides)
+    followed = _follow_model(overrides, params, declared)
+    params.update(followed)
+    sources.update({k: "overrides" if k in overrides else "overrides: follows `model`" for k in followed})
+    for name, value in params.items():
+        default, literal = cell[name]
+        if literal:
+            params[name] = check_parameter(name, value, default, where=sources[name])
     return params
+
+
+def _follow_model(overrides: dict[str, Any], params: Mapping[str, Any],
+                  declared: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` plus the model parameters that follow its ``model`` or ``models``.
+
+    With ``model``: ``models`` becomes ``[model]`` and every ``*_model`` key ``model``. With
+    ``models`` (and no ``model``): a ``*_model`` key whose value (from the profile) is not in
+    the new list goes back to the notebook's default. Keys that ``overrides`` sets stay.
+    """
+    model, models = overrides.get("model"), overrides.get("models")
+    keys = [k for k in declared if k not in overrides and k.endswith("_model")]
+    if model is not None and "model" in declared:
+        if "models" in declared and "models" not in overrides:
+            keys.append("models")
+        return {**{k: [model] if k == "models" else model for k in keys}, **overrides}
+    if isinstance(models, (list, tuple, str)) and "models" in declared:
+        models = [models] if isinstance(models, str) else list(models)
+        stale = [k for k in keys if params.get(k) is not None and params.get(k) not in models]
+        return {**{k: declared[k] for k in stale}, **overrides}
+    return overrides
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+               list: "a list", dict: "a mapping"}
+
+
+def _kind(default: Any) -> type | None:
+    """The type a parameter's values must have (``None``: any), from its default."""
+    for kind in (bool, int, float, str, dict):  # bool before int: True is an int
+        if isinstance(default, kind):
+            return kind
+    return list if isinstance(default, (list, tuple)) else None
+
+
+def _element_kind(default: list | tuple) -> type | None:
+    """The type every element of a list parameter must have: the one its default's elements share."""
+    kinds = {_kind(v) for v in default}
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    return kind if kind in (bool, int, float, str) else None
+
+
+def _expected(default: Any) -> str:
+    kind = _kind(default)
+    if kind is list:
+        element = _element_kind(default)
+        return f"a list of {_TYPE_NAMES[element].removeprefix('a ').removeprefix('an ')}s" if element else "a list"
+    return _TYPE_NAMES[kind]
+
+
+def _coerce_scalar(value: Any, kind: type) -> tuple[bool, Any]:
+    """``(ok, value)``: ``value`` as ``kind`` where that loses nothing (2.0 → 2, 2 → 2.0)."""
+    if kind is bool:
+        return isinstance(value, bool), value
+    if isinstance(value, bool):  # True is an int, but not a count or a number here
+        return False, value
+    if kind is int:
+        if isinstance(value, float) and value.is_integer():
+            return True, int(value)
+        return isinstance(value, int), value
+    if kind is float:
+        return isinstance(value, (int, float)), float(value) if isinstance(value, (int, float)) else value
+    return isinstance(value, kind), value
+
+
+def check_parameter(name: str, value: Any, default: Any, *, where: str = "overrides") -> Any:
+    """Return ``value`` checked against the type of the parameter's ``default``.
+
+    - a default of ``None`` (or one that is not a literal) accepts anything;
+    - a list default takes a list (a tuple becomes a list) or a scalar, which becomes a
+      one-element list (``-p seeds 3`` → ``[3]``, ``-p models minilm-l6`` → ``["minilm-l6"]``);
+      when the default's elements share one type, every element must have it;
+    - an integer default takes an integer (or an integral float: ``1e3`` → ``1000``), a float
+      default an integer or a float, a boolean default ``true``/``false`` only, a string
+      default a string, a mapping default a mapping.
+
+    Raises
+    ------
+    ParameterError
+        Naming the parameter, where the value came from (``where``), the expected type, the
+        default and the value given.
+    """
+    kind = _kind(default)
+    if kind is None:
+        return value
+
+    def wrong(detail: str = "") -> ParameterError:
+        return ParameterError(
+            f"Parameter {name!r} ({where}) must be {_expected(default)} (its default is {default!r}); "
+            f"got {value!r} ({type(value).__name__}){detail}."
+        )
+
+    if kind is list:
+        if isinstance(value, dict) or value is None:
+            raise wrong()
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        element = _element_kind(default)
+        if element is None:
+            return items
+        out = []
+        for item in items:
+            ok, item = _coerce_scalar(item, element)
+            if not ok:
+                raise wrong(f": element {item!r} is not {_TYPE_NAMES[element]}")
+            out.append(item)
+        return out
+    ok, checked = _coerce_scalar(value, kind)
+    if not ok:
+        hint = ""
+        if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+            hint = f"; quote it to pass it as text, e.g. -p {name} '\"{value}\"'"
+        raise wrong(hint)
+    return checked
+
+
+# ------------------------------------------------------------------------ parameterised copies
+
+
+def find_chapter(name: str | int | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """The chapter source that ``name`` designates: a path, a stem, or its number (``1``, ``01``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If nothing matches; the message lists the chapters under ``<root>/notebooks``.
+    """
+    text = os.fspath(name) if isinstance(name, os.PathLike) else str(name)
+    if Path(text).is_file():
+        return Path(text)
+    root = Path(root).resolve() if root else project_root()
+    folder = root / NOTEBOOK_DIR
+    prefix = f"{int(text):02d}_" if text.isdigit() else None
+    sources: dict[str, Path] = {}  # one source per stem, in SOURCE_SUFFIXES order (not the copies <stem>.<profile>.ipynb)
+    for suffix in SOURCE_SUFFIXES:
+        for path in sorted(folder.glob(f"*{suffix}")):
+            if "." not in path.stem:
+                sources.setdefault(path.stem, path)
+    found = [p for stem, p in sorted(sources.items()) if stem == text or (prefix and stem.startswith(prefix))]
+    if len(found) != 1:
+        raise FileNotFoundError(
+            f"No chapter {text!r} in {folder}" + (f" (it matches {[p.name for p in found]})" if found else "")
+            + f"; chapters: {', '.join(sorted(sources)) or 'none'}."
+        )
+    return found[0]
+
+
+def parameterised_copy(notebook: str | os.PathLike, output: str | os.PathLike | None = None, *,
+                       profile: str | os.PathLike = "quick", parameters: Mapping[str, Any] | None = None,
+                       overwrite: bool = False) -> Path:
+    """Write a copy of a chapter whose ``parameters`` cell holds a profile's values, to run by hand.
+
+    Each assignment of the parameters cell whose name the profile (or ``parameters``) sets gets
+    that value, as :func:`load_params` resolves it for :func:`run_notebook`; its comment and the
+    other assignments stay. The copy has no injected-parameters cell: it opens and runs cell by
+    cell in JupyterLab (``make lab``) as the book's run did.
+
+    Parameters
+    ----------
+    notebook : path
+        The chapter source.
+    output : path, optional
+        Where to write; ``.ipynb`` (default ``notebooks/<stem>.<profile>.ipynb`` next to the
+        source) or ``.md`` (MyST, as the sources).
+    profile, parameters
+        As for :func:`run_notebook`.
+    overwrite : bool
+        Replace an existing file (by default an existing copy, perhaps edited, is an error).
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    import jupytext
+
+    notebook = Path(notebook)
+    params = load_params(notebook, profile=profile, overrides=parameters)
+    if output is None:
+        output = notebook.parent / f"{notebook.stem}.{Path(str(profile)).stem}.ipynb"
+    output = Path(output)
+    if output.suffix not in (".ipynb", ".md"):
+        raise ParameterError(f"The copy must be a .ipynb or .md file; got {output}.")
+    if output.resolve() == notebook.resolve() or (output.exists() and not overwrite):
+        raise FileExistsError(f"{output} exists; pass overwrite=True (--force) to replace it.")
+    nb = read_notebook(notebook)
+    cell = next(c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    cell.source = _assign(cell.source, params)
+    nb.metadata.setdefault("otlens", {})["parameters_from"] = {
+        "profile": str(profile), "source": notebook.name, "parameters": params}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    text = jupytext.writes(nb, fmt="ipynb" if output.suffix == ".ipynb" else "md:myst")
+    return atomic_write(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _python_literal(value: Any) -> str:
+    """Python source for a parameter value, strings in double quotes as the chapters write them."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a Python string literal
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(_python_literal, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_python_literal(k)}: {_python_literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def _assign(source: str, values: Mapping[str, Any]) -> str:
+    """``source`` with the right-hand side of each top-level ``name = ...`` in ``values`` replaced."""
+    lines = source.splitlines(keepends=True)
+    nodes = [n for n in ast.parse(source).body if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None]
+    edits = []
+    for node in nodes:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        names = [t.id for t in targets if isinstance(t, ast.Name) and t.id in values]
+        if names:
+            edits.append((node.value, _python_literal(values[names[-1]])))
+    for value, text in sorted(edits, key=lambda e: (e[0].lineno, e[0].col_offset), reverse=True):
+        first, last = value.lineno - 1, value.end_lineno - 1
+        # ast offsets count UTF-8 bytes
+        head = lines[first].encode()[: value.col_offset].decode()
+        tail = lines[last].encode()[value.end_col_offset:].decode()
+        lines[first:last + 1] = [head + text + tail]
+    return "".join(lines)
 
 
 # ---------------------------------------------------------------------------------- execution
@@ -262,7 +547,10 @@ def run_notebook(path: str | os.PathLike, *, profile: str | os.PathLike = "quick
         Working directory of the kernel; defaults to the project root.
 
     The kernel sees ``OTLENS_RESULTS`` (absolute ``<root>/results`` unless already set),
-    ``PYTHONHASHSEED=0`` and ``TQDM_*`` defaults that keep progress bars free of timings.
+    ``PYTHONHASHSEED=0`` and ``TQDM_*`` defaults that keep progress bars free of timings. The
+    executed notebook carries no stderr output, and, when ``<root>/_config.yml`` names the
+    ``repository``, starts with the (unexecuted) cell that installs otlens on Colab
+    (:func:`otlens.launch.install_cell`; hidden from the book's page).
 
     Returns
     -------
@@ -280,6 +568,7 @@ def run_notebook(path: str | os.PathLike, *, profile: str | os.PathLike = "quick
     source = Path(path).resolve()
     params = load_params(source, profile=profile, overrides=parameters)
     root = project_root(source.parent)
+    install = _install_cell(root)
     out_dir = root / output_dir
     final, failed = out_dir / f"{source.stem}.ipynb", out_dir / f"{source.stem}.failed.ipynb"
     partial = out_dir / f".{source.stem}.running.ipynb"  # papermill saves here after each cell
@@ -297,9 +586,21 @@ def run_notebook(path: str | os.PathLike, *, profile: str | os.PathLike = "quick
         raise
     finally:
         partial.unlink(missing_ok=True)
-    _write_notebook(_stabilise(executed, source, root), final)
+    if install is not None:  # first, so that the .ipynb opened on Colab installs what it needs
+        executed.cells.insert(0, install)
+    _write_notebook(_without_stderr(_stabilise(executed, source, root)), final)
     failed.unlink(missing_ok=True)
     return final
+
+
+def _install_cell(root: Path):
+    """The Colab install cell (:mod:`otlens.launch`) for a project with ``repository:`` in ``_config.yml``."""
+    from otlens.launch import install_cell
+
+    try:
+        return install_cell(root)
+    except ValueError as exc:
+        raise ParameterError(_one_line(exc)) from exc
 
 
 def _execute(source: Path, partial: Path, params: dict, *, kernel_name: str | None,
@@ -384,6 +685,20 @@ def _stabilise(nb, source: Path, root: Path):
             del cell.metadata["tags"]
         if "injected-parameters" in cell.metadata.get("tags", []):
             _collapse_injected(cell)
+    return nb
+
+
+def _without_stderr(nb):
+    """Drop the stderr streams (progress bars, warnings naming the builder's paths) of every cell.
+
+    The book never shows them (``stderr_output: remove`` in ``_config.yml``); without this they
+    would stay in the ``.ipynb`` that the book offers for download. A failed run's partial
+    notebook keeps them, for diagnosis.
+    """
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            cell.outputs = [o for o in cell.get("outputs", [])
+                            if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
     return nb
 
 
@@ -514,7 +829,7 @@ def runs_after_others(chapter: str | os.PathLike) -> bool:
     """
     import jupytext
 
-    return (jupytext.read(Path(chapter)).metadata.get("otlens") or {}).get("after") == "all"
+    return (read_notebook(Path(chapter)).metadata.get("otlens") or {}).get("after") == "all"
 
 
 def run_chapters(chapters: list[str | os.PathLike], *, profile: str | os.PathLike = "quick",
