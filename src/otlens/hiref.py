@@ -102,7 +102,7 @@ from tqdm.auto import tqdm
 
 from ._validation import as_points, check_choice, check_int, check_positive
 from .exceptions import ConvergenceWarning
-from .transport import OTResult
+from .ot_result import OTResult
 
 __all__ = ["HiRefResult", "hiref", "hiref_schedule", "COSTS"]
 
