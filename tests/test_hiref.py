@@ -202,3 +202,16 @@ def test_euclidean_cost_close_to_exact_ot_with_coarse_splits(rng):
     assert coarse < lowrank  # measured: 3.6% above exact
     polished = float(hiref(x, y, cost="euclidean", progress=False).cost)
     assert exact <= polished * (1 + 1e-9) and polished <= coarse + 1e-12
+
+
+def test_depth_profile_lives_in_the_scale_study_and_the_old_path_warns():
+    from otlens import hiref as hiref_mod
+    from otlens.scale import hiref_depth_profile
+
+    states = torch.randn(3, 96, 8, generator=torch.Generator().manual_seed(0))
+    profile = hiref_depth_profile(states, sizes=[64], exact_max=64, sinkhorn_max=64, model="toy", progress=False)
+    assert set(profile.method) == {"hiref", "exact", "sinkhorn"} and len(profile) == 6
+    hr = profile[profile.method == "hiref"]
+    assert (hr.gap_to_exact >= -1e-9).all()  # a bijection costs at least the exact optimum
+    with pytest.warns(DeprecationWarning, match="otlens.scale"):
+        assert hiref_mod.hiref_depth_profile is hiref_depth_profile

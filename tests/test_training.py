@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from otlens import training
+from otlens import tiny_gpt, training
 from otlens.models import load_model
 from otlens.training import (
     TrainConfig,
@@ -162,7 +162,7 @@ def test_checkpoint_reloads_bit_identically(run):
 
 @pytest.mark.models
 def test_aliases_load_checkpoints(run, monkeypatch):
-    monkeypatch.setattr(training, "DEFAULT_CONFIG", TrainConfig(**TINY))
+    monkeypatch.setattr(tiny_gpt, "DEFAULT_CONFIG", TrainConfig(**TINY))  # the trainer reads its own global
     lm = load_model(f"tiny-gpt-L2@{run.steps[1]}")
     assert (lm.n_layers, lm.d_model, lm.kind) == (2, 16, "decoder")
     assert torch.equal(lm.model.wte.weight, run.load(run.steps[1]).model.wte.weight)

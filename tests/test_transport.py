@@ -463,7 +463,7 @@ def test_solve_unknown_method_lists_choices(rng):
     ("hiref", "otlens.hiref", "hiref", dict()),
 ])
 def test_solve_dispatches_to_scalable_solvers(rng, monkeypatch, method, module, name, kw):
-    """``solve`` imports #5's solvers lazily and hands them the clouds and every keyword."""
+    """``solve`` looks #5's solvers up in their modules when called and hands them the clouds and every keyword."""
     mod = pytest.importorskip(module, reason=f"{module} (issue #5) is not in this checkout")
     seen = {}
 

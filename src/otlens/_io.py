@@ -1,14 +1,16 @@
-"""Atomic file writes: a reader never sees a half-written cache entry or table."""
+"""Atomic file writes: a reader never sees a half-written cache entry, table or model folder."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-__all__ = ["atomic_path", "atomic_write", "atomic_write_bytes"]
+__all__ = ["atomic_path", "atomic_write", "atomic_write_bytes", "publish_folder"]
 
 
 @contextlib.contextmanager
@@ -43,3 +45,16 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Pat
     with atomic_path(path) as tmp:
         writer(tmp)
     return Path(path)
+
+
+def publish_folder(tmp: Path, final: Path) -> None:
+    """Move a finished folder ``tmp`` to ``final`` (replacing an empty or stale one)."""
+    try:
+        os.replace(tmp, final)  # atomic; succeeds when `final` is missing or an empty folder
+        return
+    except OSError:
+        pass
+    old = final.with_name(f".{final.name}.old-{os.getpid()}-{time.monotonic_ns()}")
+    os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)

@@ -34,6 +34,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ._validation import check_choice, check_int, check_positive
+from .activations import _find_blocks, _ResidualRecorder
+from .transport import exact_ot, sinkhorn
 
 __all__ = [
     "RULES",
@@ -260,8 +262,6 @@ def translation_states(lm: Any, source_words: Sequence[str], target_words: Seque
     languages : (str, str)
         Names written before each side.
     """
-    from .activations import _find_blocks, _ResidualRecorder
-
     if not source_words or not target_words:
         raise ValueError("`source_words` and `target_words` must be non-empty")
     src, tgt = " ".join(source_words), " ".join(target_words)
@@ -305,8 +305,6 @@ def word_plans(source: torch.Tensor, target: torch.Tensor, *, reg: float = 0.05)
     ``"ot-entropic"`` (Sinkhorn, :math:`\varepsilon` = ``reg``) and ``"cosine"`` (similarity,
     shifted to be non-negative), the nearest-neighbour baseline.
     """
-    from .transport import exact_ot, sinkhorn
-
     reg = check_positive(reg, "reg")
     x, y = _unit(source.double()), _unit(target.double())
     exact = exact_ot(x, y, return_plan=True, warn=False).plan.numpy()

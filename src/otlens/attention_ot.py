@@ -61,6 +61,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._validation import as_points, check_choice, check_int, check_positive, check_probability
+from .transport import sinkhorn
 
 __all__ = [
     "DualOTTransformer",
@@ -436,8 +437,6 @@ def sorting_study(lengths: Any, depths: Any, *, reg: float = 0.01, seeds: Any = 
     if not lengths or not depths or not seeds:
         raise ValueError("`lengths`, `depths` and `seeds` must be non-empty")
     model = DualOTTransformer(1, reg=reg, step=step)
-    from .transport import sinkhorn
-
     rows = []
     jobs = [(n, s) for n in lengths for s in seeds]
     for n, seed in tqdm(jobs, desc="sorting study", disable=not progress):

@@ -51,10 +51,13 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from .depth import shape_table
+from .hot import coupling_shape
+from .training import shape_over_training
 from .verdicts import (INCONCLUSIVE, MIN_REPLICATES, MISSING, NOT_REPRODUCED, OPEN_QUESTION, OUTCOME_VERDICT,
                        REPRODUCED, Comparison, Verdict, all_units, bootstrap_ci, clopper_pearson, combine_methods,
-                       compare, compare_paired, fmt_effect, held_out_best, mean_ci, missing, partial_spearman,
-                       percentile_ci, worst)
+                       compare, compare_paired, describe_verdicts, fmt_effect, held_out_best, mean_ci, missing,
+                       partial_spearman, percentile_ci, worst)
 
 __all__ = ["ClaimInfo", "CLAIMS", "CHAPTER_RULES", "judge", "judge_claim", "describe_chapter", "coupling_null",
            "U_MARGIN", "SCORE_MARGIN", "DIP_MARGIN", "AGREEMENT_MARGIN", "PLAN_TOL", "TARGET_ACCURACY"]
@@ -115,8 +118,6 @@ _CH1_METRIC = {"published": "ot_cost", "corrected": "ot_divergence"}
 
 
 def _shapes(df: pd.DataFrame, method: str) -> pd.DataFrame:
-    from .depth import shape_table
-
     p = df[(df.experiment == "adjacent_ot") & (df.method == method) & (df.metric == _CH1_METRIC[method])]
     if p.empty:
         raise KeyError(f"no adjacent_ot rows of method {method!r}")
@@ -272,8 +273,6 @@ def coupling_null(fits: dict, *, n_perm: int = 1000, seed: int = 0) -> pd.DataFr
     (:func:`otlens.hot.coupling_shape`); rows ``experiment="coupling_null"``, metrics
     ``order_q95`` and ``order_mean``.
     """
-    from .hot import coupling_shape
-
     rng = np.random.default_rng(seed)
     rows = []
     for pair, by_fit in fits.items():
@@ -604,8 +603,6 @@ def compression(df: pd.DataFrame, seed: int = 0) -> Verdict:
 
 
 def learned_u(df: pd.DataFrame) -> Verdict:
-    from .training import shape_over_training
-
     study = df[df.experiment == "adjacent_ot"]
     if study.empty:
         return missing("learned_u", "no checkpoint profiles")
@@ -739,8 +736,6 @@ def judge(chapter: str, table: pd.DataFrame | None, bench: pd.DataFrame | None =
 
 def describe_chapter(chapter: str, table: pd.DataFrame, bench: pd.DataFrame | None = None) -> str:
     """Markdown of :func:`judge` for a chapter: each claim, how its setting differs, the verdict and its numbers."""
-    from .verdicts import describe_verdicts
-
     verdicts = judge(chapter, table, bench)
     text = describe_verdicts(verdicts, {k: _INFO[k].claim for k in CHAPTER_RULES[chapter]})
     original = "; ".join(dict.fromkeys(_INFO[v.claim].original for v in verdicts))

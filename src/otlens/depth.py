@@ -39,7 +39,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ._validation import as_stack, check_choice, check_int, check_positive
-from .entropy import dataset_entropy, norm_entropy, prompt_entropy
+from .activations import extract_activations
+from .entropy import _renyi_batched, _spectrum_entropy, dataset_entropy, norm_entropy, prompt_entropy
 from .transport import exact_ot, sinkhorn, sinkhorn_divergence
 
 __all__ = [
@@ -421,8 +422,6 @@ def _centred_gram_entropy(k: torch.Tensor, d_model: int, alpha: float) -> torch.
     ``n x n`` space (centring is ``H K H`` with ``H = I - 11^T / n``), so a bootstrap resample of
     a few hundred texts costs a few small eigendecompositions whatever the width.
     """
-    from .entropy import _spectrum_entropy
-
     n = k.shape[-1]
     if min(n, d_model) < 2:
         return k.new_zeros(k.shape[0])
@@ -469,8 +468,6 @@ def entropy_dip_bootstrap(acts: Any, *, n_resamples: int = 200, seed: int = 0, m
 
 def _entropy_dip_bootstrap(acts: Any, *, n_resamples: int, seed: int, model: str | None, trained: bool,
                            init_seed: int, alpha: float) -> pd.DataFrame:
-    from .entropy import _renyi_batched
-
     n_resamples = check_int(n_resamples, "n_resamples", minimum=2)
     alpha = check_positive(alpha, "alpha")
     states, text_index = acts.states, acts.text_index
@@ -537,8 +534,6 @@ def depth_study(
     (profiles, entropies) : tuple of pandas.DataFrame
         Tidy tables from :func:`adjacent_profile` and :func:`entropy_profile`, ``model`` = ``spec``.
     """
-    from .activations import extract_activations  # heavy (transformers): imported on use
-
     seeds = [check_int(s, "seeds", minimum=0) for s in seeds]
     if not seeds:
         raise ValueError("`seeds` must hold at least one seed; got none")

@@ -90,6 +90,7 @@ points, in float64), and :math:`m \times m` cost blocks in batches bounded by ``
 
 from __future__ import annotations
 
+import importlib
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -101,9 +102,9 @@ from tqdm.auto import tqdm
 
 from ._validation import as_points, check_choice, check_int, check_positive
 from .exceptions import ConvergenceWarning
-from .transport import OTResult
+from .ot_result import OTResult
 
-__all__ = ["HiRefResult", "hiref", "hiref_schedule", "hiref_depth_profile", "COSTS"]
+__all__ = ["HiRefResult", "hiref", "hiref_schedule", "COSTS"]
 
 #: Ground costs :func:`hiref` accepts.
 COSTS = ("sqeuclidean", "euclidean")
@@ -631,60 +632,14 @@ def _assignment_cost(x, y, perm, cost, chunk) -> float:
     return total / x.shape[0]
 
 
-# --------------------------------------------------------------------------- depth profiles
-def hiref_depth_profile(
-    states: Any,
-    *,
-    sizes: list[int],
-    seeds: list[int] = (0,),
-    exact_max: int = 2048,
-    sinkhorn_max: int = 4096,
-    reg: float = 0.01,
-    model: str | None = None,
-    device: Any = None,
-    progress: bool = True,
-) -> "pd.DataFrame":
-    r"""Unregularised adjacent-layer OT profile by HiRef, next to Sinkhorn and exact OT where they run.
+def __getattr__(name: str) -> Any:
+    """``hiref_depth_profile`` moved to chapter 4's study, :mod:`otlens.scale` (kept here for one release).
 
-    Each transition :math:`\ell \to \ell+1` compares ``n`` tokens sampled (by seed, the same
-    tokens in both layers) from the unit-normalised, full-dimension states (the ``corrected``
-    preparation of :mod:`otlens.depth`). Methods: ``hiref`` (:math:`W_2^2` of the HiRef
-    bijection, every ``n``), ``exact`` (POT, ``n <= exact_max``) and ``sinkhorn``
-    (:math:`\langle P, C\rangle` at ``reg`` times the mean cost, ``n <= sinkhorn_max``).
-
-    Returns a tidy table (experiment ``depth_at_scale``, metric ``w2_squared``, columns
-    ``n_samples``, ``time_s``, ``gap_to_exact`` where exact ran).
+    The solver must not import a study (it would close an import cycle through :mod:`otlens.depth`),
+    so the deprecated name is fetched by module name at run time, only when asked for.
     """
-    import time
-
-    import pandas as pd
-
-    from .depth import _sample, get_method, prepare_transition
-    from .transport import exact_ot, sinkhorn
-
-    states = states.states if hasattr(states, "states") else torch.as_tensor(states)
-    n_tokens = states.shape[1]
-    method = get_method("corrected")
-    rows = []
-    jobs = [(n, s, layer) for n in sizes for s in seeds for layer in range(states.shape[0] - 1)]
-    for n, s, layer in tqdm(jobs, desc="transitions", disable=not progress, leave=False):
-        if n > n_tokens:
-            raise ValueError(f"`sizes` asks for {n} tokens; the states hold {n_tokens}")
-        x, y = prepare_transition(states, layer, _sample(n_tokens, n, s), method)
-        found = {}
-        t = time.perf_counter()
-        found["hiref"] = (float(hiref(x, y, seed=s, device=device, progress=False, warn=False).cost),
-                          time.perf_counter() - t)
-        if n <= exact_max:
-            t = time.perf_counter()
-            found["exact"] = (float(exact_ot(x, y, warn=False).cost), time.perf_counter() - t)
-        if n <= sinkhorn_max:
-            t = time.perf_counter()
-            r = sinkhorn(x, y, reg=reg, relative_reg=True, tol=1e-4, max_iter=2000, device=device, warn=False)
-            found["sinkhorn"] = (float(r.cost), time.perf_counter() - t)
-        exact = found.get("exact", (None,))[0]
-        for m, (value, secs) in found.items():
-            rows.append(dict(experiment="depth_at_scale", model=model, trained=True, method=m, layer=layer, seed=s,
-                             metric="w2_squared", value=value, n_samples=n, time_s=secs,
-                             gap_to_exact=(value / exact - 1) if exact else float("nan")))
-    return pd.DataFrame(rows)
+    if name == "hiref_depth_profile":
+        warnings.warn("otlens.hiref.hiref_depth_profile moved to otlens.scale.hiref_depth_profile; "
+                      "the old path goes in the next release", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module("otlens.scale"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -51,7 +51,7 @@ import torch
 
 from ._validation import as_points, check_choice, check_int, check_positive, check_probability
 from .exceptions import ConvergenceWarning
-from .transport import OTResult
+from .ot_result import OTResult
 
 __all__ = ["FRLCResult", "frlc", "cost_factors", "COSTS"]
 

@@ -38,7 +38,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +46,10 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
+from ._io import publish_folder
 from ._validation import check_choice, check_int
 from .config import cache_dir
+from .tiny_gpt import parse_spec, resolve_spec
 
 __all__ = [
     "MODELS",
@@ -254,18 +255,6 @@ def _marker_ok(folder: Path, alias: str) -> bool:
     return not installed or marker.get("packages") == installed
 
 
-def _publish(tmp: Path, final: Path) -> None:
-    """Move a finished folder ``tmp`` to ``final`` (replacing an empty or stale one)."""
-    try:
-        os.replace(tmp, final)  # atomic; succeeds when `final` is missing or an empty folder
-        return
-    except OSError:
-        pass
-    old = final.with_name(f".{final.name}.old-{os.getpid()}-{time.monotonic_ns()}")
-    os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-
 
 def _convert_once(alias: str, build: Callable[[Path], None]) -> Path:
     """Return the converted folder for ``alias``, calling ``build(tmp_folder)`` first if needed."""
@@ -286,7 +275,7 @@ def _convert_once(alias: str, build: Callable[[Path], None]) -> Path:
         (tmp / _MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True))
         if _marker_ok(final, alias):  # another process finished first
             return final
-        _publish(tmp, final)
+        publish_folder(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
@@ -377,10 +366,8 @@ def model_path(spec: str) -> Path | str:
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"`spec` must be a non-empty string (an alias, a folder or a Hugging Face id); got {spec!r}")
     if spec.startswith("tiny-gpt"):
-        from .training import parse_spec, resolve_spec  # trains the alias's run on first use
-
         if parse_spec(spec) is not None:
-            return resolve_spec(spec)
+            return resolve_spec(spec)  # trains the alias's run on first use
     if spec == "minilm-l6":
         return _minilm_dir()
     if spec in _BUILDERS:

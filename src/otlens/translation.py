@@ -49,6 +49,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._validation import check_int, check_positive
+from .alignment import agreement, pool_words, word_plans
 
 __all__ = [
     "SPECIALS",
@@ -398,8 +399,6 @@ class CrossAttention:
 
 def _pool_cross(attn: torch.Tensor, t_idx: torch.Tensor, n_t: int, s_idx: torch.Tensor, n_s: int) -> torch.Tensor:
     """``[.., Tq, Tk]`` token cross-attention -> ``[.., n_s, n_t]`` word attention (columns sum to 1)."""
-    from .alignment import pool_words
-
     keep = s_idx >= 0
     # sum over each source word's key tokens: [.., Tq, n_s]
     A = attn.new_zeros(*attn.shape[:-1], n_s).index_add_(-1, s_idx[keep], attn[..., keep])
@@ -422,8 +421,6 @@ def cross_attention(run: TranslationRun, source: str, target: str) -> CrossAtten
     -------
     CrossAttention
     """
-    from .alignment import pool_words
-
     if not isinstance(run, TranslationRun):
         raise TypeError(f"`run` must be a TranslationRun; got {type(run).__name__}")
     (s_ids, s_index, s_words), (t_ids, t_index, t_words) = (run.vocab.encode(x) for x in (source, target))
@@ -478,8 +475,6 @@ def cross_attention_study(run: TranslationRun, pairs: Sequence[Any], *, reg: flo
         ``attention-vs-<plan>``, layer, seed, metric (``argmax_agreement``, ``kl``, ``tv``),
         value, n_verses.
     """
-    from .alignment import agreement, word_plans
-
     pairs = _pairs_text(pairs, "pairs")
     reg = check_positive(reg, "reg")
     rows = []

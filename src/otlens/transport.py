@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,6 +52,8 @@ import torch
 
 from ._validation import as_stack, check_choice, check_int, check_positive, check_probability
 from .exceptions import ConvergenceWarning
+from . import hiref as _hiref, lowrank as _lowrank
+from .ot_result import OTResult
 
 __all__ = [
     "OTResult",
@@ -67,52 +68,6 @@ __all__ = [
 ]
 
 METHODS = ("sinkhorn", "exact", "divergence", "frlc", "hiref")
-
-
-@dataclass(frozen=True)
-class OTResult:
-    """What every OT solver returns.
-
-    Tensors have shape ``[B]`` when the inputs were stacks ``[B, n, d]`` and are 0-d when the
-    inputs were single clouds ``[n, d]``.
-
-    Attributes
-    ----------
-    cost : torch.Tensor
-        Transport cost :math:`\\langle P, C \\rangle` (no entropy term). For
-        ``method="divergence"`` the debiased divergence :math:`S_\\varepsilon`.
-    objective : torch.Tensor
-        The regularised objective :math:`\\mathrm{OT}_\\varepsilon` (dual value
-        :math:`\\langle a, f\\rangle + \\langle b, g\\rangle`); equals ``cost`` for exact OT.
-    n_iter : int
-        Iterations run (the largest over the batch; 0 for exact OT).
-    converged : bool
-        Whether every problem in the batch reached ``tol``.
-    marginal_error : torch.Tensor
-        L1 error of the plan's marginals at exit.
-    method : str
-    reg : torch.Tensor or None
-        The absolute :math:`\\varepsilon` used for each problem.
-    potentials : tuple of torch.Tensor or None
-        Dual potentials ``(f [.., n], g [.., m])`` for Sinkhorn.
-    plan : torch.Tensor or None
-        The coupling ``[.., n, m]`` when ``return_plan=True``.
-    """
-
-    cost: torch.Tensor
-    objective: torch.Tensor
-    n_iter: int
-    converged: bool
-    marginal_error: torch.Tensor
-    method: str
-    reg: torch.Tensor | None = None
-    potentials: tuple[torch.Tensor, torch.Tensor] | None = None
-    plan: torch.Tensor | None = None
-
-    def __float__(self) -> float:
-        if self.cost.numel() != 1:
-            raise TypeError(f"float() needs a single problem; this result holds {self.cost.numel()}")
-        return float(self.cost)
 
 
 # --------------------------------------------------------------------------- validation
@@ -1240,11 +1195,9 @@ def exact_ot(x: Any = None, y: Any = None, *, cost: Any = None, a: Any = None, b
 
 
 def _solvers() -> dict:
-    """``method`` name -> solver function (the scalable ones imported here: they import this module)."""
-    from .hiref import hiref
-    from .lowrank import frlc
-
-    return {"sinkhorn": sinkhorn, "divergence": sinkhorn_divergence, "exact": exact_ot, "frlc": frlc, "hiref": hiref}
+    """``method`` name -> solver function (the scalable ones looked up in their modules at call time)."""
+    return {"sinkhorn": sinkhorn, "divergence": sinkhorn_divergence, "exact": exact_ot, "frlc": _lowrank.frlc,
+            "hiref": _hiref.hiref}
 
 
 def solve(x: Any = None, y: Any = None, *, method: str = "sinkhorn", **kwargs) -> OTResult:
