@@ -106,7 +106,13 @@ def test_partial_spearman_removes_a_shared_driver(rng):
     x = step + rng.normal(0, 0.01, 12)  # both driven by training time only
     y = -step + rng.normal(0, 0.01, 12)
     assert pd.Series(x).corr(pd.Series(y), method="spearman") == pytest.approx(-1.0)
-    assert abs(partial_spearman(x, y, step)) < 0.8
+    # training time ranks both exactly: nothing is left once it is partialled out (undefined, not zero)
+    assert np.isnan(partial_spearman(x, y, step))
+    step = np.arange(40.0)
+    x = step + rng.normal(0, 3, 40)  # both driven by training time, plus independent noise
+    y = -step + rng.normal(0, 3, 40)
+    assert pd.Series(x).corr(pd.Series(y), method="spearman") < -0.8
+    assert abs(partial_spearman(x, y, step)) < 0.4
     z = rng.normal(size=200)
     a = rng.normal(size=200)
     assert partial_spearman(a + z, a - z, z) > 0.8  # an association beyond the driver survives
@@ -340,6 +346,29 @@ def test_compression_rule_controls_for_training_time():
     confounded = claims.compression(_training(lambda i, step, loss: 0.1 * i))
     assert confounded.verdict != REPRODUCED
     assert "-1.00" in confounded.detail
+    # a loss that falls at every checkpoint is ranked exactly by time: undefined, so inconclusive (never a tie)
+    assert confounded.verdict == INCONCLUSIVE and "undefined" in confounded.detail
+    assert all(c.outcome == "underpowered" for c in confounded.comparisons)
+
+
+def test_compression_rule_decides_when_loss_is_not_ranked_by_time():
+    rng = np.random.default_rng(3)
+    steps = tuple(range(0, 1200, 50))  # 24 checkpoints; the loss wanders around its trend
+    bumps = rng.normal(0, 0.4, len(steps))
+
+    def df(ratio_fn):
+        d = _training(ratio_fn, steps=steps)
+        val = d.metric == "val_loss"
+        d.loc[val, "value"] = d.loc[val, "value"].to_numpy() + bumps
+        return d
+
+    # compression tracks the loss's wanderings (more compression, lower loss) beyond training time
+    v = claims.compression(df(lambda i, step, loss: -bumps[i]))
+    assert v.verdict == REPRODUCED and v.effect > 0.5
+    # compression tracks training time only: no association once time is controlled
+    noise = rng.normal(0, 300, len(steps))
+    v = claims.compression(df(lambda i, step, loss: step + noise[i]))
+    assert v.verdict != REPRODUCED and abs(v.effect) < 0.5
     assert claims.compression(_training(lambda i, s, l: 1.0).iloc[:0]).verdict == MISSING
 
 

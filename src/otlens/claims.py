@@ -569,6 +569,15 @@ def frlc_space(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> Verdict:
 
 
 # --------------------------------------------------------------------------- chapter 5
+_COMPRESSION_RULE = (
+    "training time drives both compression and loss, so the rank correlation of the compression ratio with "
+    "validation loss is taken across checkpoints with log(1 + step) partialled out, bootstrapped over checkpoints; "
+    "reproduced when it is negative (effect above 0) in every layer (a tie within ±0.1); inconclusive when training "
+    "time ranks the loss exactly (the partial correlation is then undefined). The study's comparison is across "
+    "models; one model is trained here with the information plane, so matched-loss comparisons across models are "
+    "not available.")
+
+
 def compression(df: pd.DataFrame, seed: int = 0) -> Verdict:
     info = df[(df.experiment == "information_plane") & (df.layer >= 0)]
     if info.empty:
@@ -582,22 +591,37 @@ def compression(df: pd.DataFrame, seed: int = 0) -> Verdict:
     steps = ratio.index.to_numpy(float)
     z = np.log1p(steps)
     cs, raw = [], []
+    loss = val.loc[ratio.index].to_numpy()
+    # a loss ranked exactly by training time leaves nothing once time is partialled out: undefined, not zero
+    loss_by_time = bool(np.isnan(partial_spearman(loss, loss, z))) if len(z) > 2 else True
     for layer in ratio.columns:
-        data = np.column_stack([ratio[layer].to_numpy(), val.loc[ratio.index].to_numpy(), z])
-        # claim: more compression (a higher ratio), lower loss -> a negative correlation; effect = -rho
-        m, lo, hi = bootstrap_ci(data, lambda a: -partial_spearman(a[:, 0], a[:, 1], a[:, 2]), n_resamples=N_BOOT,
-                                 seed=seed)
-        cs.append(compare(m, lo, hi, len(data), margin=RHO_MARGIN, unit=f"layer {int(layer)}"))
+        data = np.column_stack([ratio[layer].to_numpy(), loss, z])
         raw.append(f"layer {int(layer)} {pd.Series(data[:, 0]).corr(pd.Series(data[:, 1]), method='spearman'):+.2f}")
+        if loss_by_time:
+            cs.append(compare(math.nan, math.nan, math.nan, len(data), unit=f"layer {int(layer)}"))
+            continue
+        # claim: more compression (a higher ratio), lower loss -> a negative correlation; effect = -rho
+        stat = lambda a: -partial_spearman(a[:, 0], a[:, 1], a[:, 2])  # noqa: E731
+        reps = np.array([stat(data[i]) for i in np.random.default_rng(seed).integers(0, len(data),
+                                                                                      (N_BOOT, len(data)))])
+        reps = reps[np.isfinite(reps)]  # resamples where the partial correlation is undefined carry no information
+        m = stat(data)
+        lo, hi = percentile_ci(reps) if len(reps) >= N_BOOT // 2 else (math.nan, math.nan)
+        cs.append(compare(m, lo, hi, len(data), margin=RHO_MARGIN, unit=f"layer {int(layer)}"))
     v, c = all_units(cs)
+    if loss_by_time:
+        return _verdict(
+            "compression", INCONCLUSIVE, c, label="− partial Spearman(compression ratio, validation loss | log step)",
+            null="no association once training time is controlled (0)", unit="checkpoints",
+            rule=_COMPRESSION_RULE,
+            detail=(f"{model}: the validation loss falls at every one of the {len(z)} checkpoints, so training time "
+                    "ranks it exactly and the partial correlation is undefined (not zero): one training run cannot "
+                    "separate compression from training time. Without the control (confounded with training time), "
+                    f"Spearman per layer: {', '.join(raw)}."), comparisons=tuple(cs))
     return _verdict(
         "compression", v, c, label="− partial Spearman(compression ratio, validation loss | log step)",
         null="no association once training time is controlled (0)", unit="checkpoints (bootstrap)",
-        rule=("training time drives both compression and loss, so the rank correlation of the compression ratio "
-              "with validation loss is taken across checkpoints with log(1 + step) partialled out, bootstrapped "
-              "over checkpoints; reproduced when it is negative (effect above 0) in every layer (a tie within "
-              "±0.1). The study's comparison is across models; one model is trained here with the information "
-              "plane, so matched-loss comparisons across models are not available."),
+        rule=_COMPRESSION_RULE,
         detail=f"{model}: {_units_text(cs)}. Without the control (confounded with training time), Spearman per "
                f"layer: {', '.join(raw)}.", comparisons=cs)
 

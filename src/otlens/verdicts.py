@@ -281,15 +281,22 @@ def held_out_best(values: pd.DataFrame, *, candidate: str, unit: str, value: str
 
 
 def partial_spearman(x: Any, y: Any, z: Any) -> float:
-    """Spearman correlation of ``x`` and ``y`` with ``z`` partialled out (on the ranks)."""
+    """Spearman correlation of ``x`` and ``y`` with ``z`` partialled out (on the ranks).
+
+    ``nan`` when it is undefined: when ``z``'s ranks explain all of ``x``'s or ``y``'s (a loss that
+    falls at every checkpoint is ranked exactly by training time, so nothing is left to correlate).
+    That is not a zero correlation and must not be read as one.
+    """
     from scipy.stats import rankdata
 
     rx, ry, rz = (rankdata(np.asarray(v, dtype=float)) for v in (x, y, z))
     Z = np.column_stack([np.ones_like(rz), rz])
     ex = rx - Z @ np.linalg.lstsq(Z, rx, rcond=None)[0]
     ey = ry - Z @ np.linalg.lstsq(Z, ry, rcond=None)[0]
-    den = math.sqrt(float(ex @ ex) * float(ey @ ey))
-    return float(ex @ ey / den) if den > 1e-12 else 0.0
+    tiny = 1e-9 * len(rx) ** 2  # rank residuals are O(n); below this they are rounding
+    if float(ex @ ex) <= tiny or float(ey @ ey) <= tiny:
+        return math.nan
+    return float(ex @ ey / math.sqrt(float(ex @ ex) * float(ey @ ey)))
 
 
 # --------------------------------------------------------------------------- text
