@@ -179,3 +179,14 @@ def test_hiref_claim_reads_the_benchmark_table_own_then_recorded(tmp_path, monke
     assert row.verdict == "inconclusive (underpowered)" and "65,536 (benchmarks)" in row.detail
     with pytest.raises(FileNotFoundError, match="benchmarks"):
         reproduction_table(tmp_path, benchmarks=tmp_path / "none.csv")
+    # a partial benchmark run (sinkhorn only) keeps the recorded rows of the benchmarks it did not run
+    pd.DataFrame(dict(solver=["hiref"], n=[2**20], benchmark=["scale"])).to_csv(
+        root / reproduction.RECORDED_BENCHMARKS, index=False)
+    pd.DataFrame(dict(solver=["otlens"], n=[4096], benchmark=["sinkhorn"])).to_csv(tmp_path / "benchmarks.csv",
+                                                                                   index=False)
+    row = hiref_row()
+    assert row.verdict == "reproduced" and "recorded benchmarks" in row.effect_label
+    # ... but a benchmark it did run replaces the recorded one
+    pd.DataFrame(dict(solver=["hiref"], n=[2**16], benchmark=["scale"])).to_csv(tmp_path / "benchmarks.csv",
+                                                                                index=False)
+    assert hiref_row().verdict == "inconclusive (underpowered)"

@@ -36,13 +36,20 @@ def _benchmarks(results_dir: Path, benchmarks) -> pd.DataFrame | None:
     if benchmarks is None:
         return None
     if isinstance(benchmarks, str) and benchmarks == "auto":
-        own = _read(results_dir, "benchmarks")
-        if own is not None:
-            return own
         from .runner import project_root
 
+        own = _read(results_dir, "benchmarks")
         path = project_root() / RECORDED_BENCHMARKS
-        return pd.read_csv(path).assign(source="recorded benchmarks") if path.is_file() else None
+        recorded = pd.read_csv(path).assign(source="recorded benchmarks") if path.is_file() else None
+        if own is None or recorded is None:
+            return own if recorded is None else recorded
+        # a partial run (`make bench ARGS="--only sinkhorn"`) replaces only the benchmarks it ran:
+        # the recorded rows of the others (HiRef at 2^20, say) still stand
+        own = own.assign(source="benchmarks")
+        if "benchmark" not in own or "benchmark" not in recorded:
+            return own
+        rest = recorded[~recorded.benchmark.isin(set(own.benchmark.dropna()))]
+        return pd.concat([own, rest], ignore_index=True) if len(rest) else own
     path = Path(benchmarks)
     if not path.is_file():
         raise FileNotFoundError(f"`benchmarks` {path} does not exist")
@@ -95,8 +102,9 @@ def reproduction_table(results_dir: str | Path | None = None, *, benchmarks: str
     benchmarks : path, "auto" or None
         The benchmark table some claims also read (HiRef at 2^20 points takes minutes, so no
         chapter runs it). ``"auto"``: ``results_dir/benchmarks.csv`` when ``make bench`` wrote
-        one, else the table recorded in the repository (:data:`RECORDED_BENCHMARKS`, under the
-        project root), whose rows the claims then cite as "recorded benchmarks"; ``None``: none.
+        one, completed by the table recorded in the repository (:data:`RECORDED_BENCHMARKS`, under
+        the project root) for the benchmarks that run did not include, whose rows the claims then
+        cite as "recorded benchmarks"; ``None``: none.
 
     Returns
     -------
