@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -152,6 +152,7 @@ class Cache:
 # Folders (converted models): a manifest of per-file checksums
 
 _verified: dict[tuple, bool] = {}  # (folder, manifest, stat of every file) -> verified in this process
+_SETTLED_NS = 3_000_000_000  # files modified more recently than this are not remembered as verified
 
 
 def folder_digests(folder: str | os.PathLike, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
@@ -165,20 +166,23 @@ def check_folder(folder: str | os.PathLike, digests: dict[str, str]) -> str | No
     """None when every file of the manifest ``digests`` is in ``folder`` with its checksum, else why not.
 
     Files are hashed once per process while their size, modification time and inode stay the
-    same (a rewrite, even of one byte, changes the modification time).
+    same (a rewrite, even of one byte, changes the modification time); files modified in the
+    last few seconds are hashed every time (a rewrite within the file system's clock tick would
+    keep the modification time).
     """
     folder = Path(folder)
     try:
         stats = tuple((name, *_stat(folder / name)) for name in sorted(digests))
     except FileNotFoundError as exc:
-        return f"missing file {Path(exc.filename).name}"
+        return f"missing file {Path(exc.filename).name if exc.filename else exc}"
     memo = (str(folder), tuple(sorted(digests.items())), stats)
     if _verified.get(memo):
         return None
     for name in sorted(digests):
         if file_digest(folder / name) != digests[name]:
             return f"sha256 of {name} does not match the one written at conversion"
-    _verified[memo] = True
+    if all(time.time_ns() - mtime > _SETTLED_NS for _, _, mtime, _ in stats):
+        _verified[memo] = True
     return None
 
 
@@ -186,7 +190,3 @@ def _stat(path: Path) -> tuple[int, int, int]:
     st = path.stat()
     return st.st_size, st.st_mtime_ns, st.st_ino
 
-
-def discard_folder(folder: str | os.PathLike) -> None:
-    """Remove a folder entry (used after a failed :func:`check_folder`)."""
-    shutil.rmtree(folder, ignore_errors=True)
