@@ -172,8 +172,23 @@ def test_cache_key_depends_on_every_input(minilm):
         cache_key(minilm, TEXTS, special_tokens=True),
         cache_key("minilm-l6", TEXTS, trained=False, seed=0),
         cache_key("minilm-l6", TEXTS, trained=False, seed=1),
+        cache_key(minilm, TEXTS, batch_size=1),
+        cache_key(minilm, TEXTS, device="meta"),  # another device kind
     }
-    assert base not in others and len(others) == 5
+    assert base not in others and len(others) == 7
+    assert base == cache_key(minilm, TEXTS, batch_size=16, device="cpu")  # the defaults, spelled out
+
+
+def test_batch_size_changes_the_numbers_and_the_entry(minilm):
+    """Batches pad to their longest text, which moves the states a little: each batch size has its own entry."""
+    one = _extract(minilm, batch_size=1)
+    three = _extract(minilm, batch_size=3)
+    assert cache_file(minilm, TEXTS, batch_size=1) != cache_file(minilm, TEXTS, batch_size=3)
+    assert cache_file(minilm, TEXTS, batch_size=1).exists() and cache_file(minilm, TEXTS, batch_size=3).exists()
+    assert not torch.equal(one.states, three.states)  # padding changes the numbers (about 1e-6)...
+    torch.testing.assert_close(one.states, three.states, atol=1e-4, rtol=1e-4)  # ...a little
+    assert torch.equal(_extract(minilm, batch_size=1).states, one.states)  # each entry returns its own numbers
+    assert torch.equal(_extract(minilm, batch_size=3).states, three.states)
 
 
 def test_cache_is_reused(minilm, monkeypatch):
@@ -210,8 +225,10 @@ def test_corrupted_cache_is_recomputed(minilm, damage):
     else:
         data = bytearray(b"not a safetensors file")
     path.write_bytes(bytes(data))
-    with pytest.warns(CorruptCacheWarning, match="recomputing"):
+    with pytest.warns(CorruptCacheWarning, match=rf"activations/{path.name}.*recomputing"):
         again = _extract(minilm)
+    fresh = _extract(minilm, cache=False)
+    assert torch.equal(again.states, fresh.states) and torch.equal(again.token_ids, fresh.token_ids)
     torch.testing.assert_close(again.states, first.states)
     assert path.exists() and path.read_bytes() != bytes(data)  # rewritten
     with warnings.catch_warnings():

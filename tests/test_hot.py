@@ -276,3 +276,66 @@ def test_inner_problems_on_dask_workers_give_the_same_alignment(rng):
                 np.testing.assert_allclose(dist.R[1][2], local.R[1][2], atol=1e-8)
         with pytest.raises(ValueError, match="client"):
             hot_align(src, tgt, inner="entropic", client=client, progress=False)
+
+
+# --- pooled states and their cache --------------------------------------------------------------
+
+POOL_TEXTS = ["Transport maps move mass.", "A longer sentence, padded in its batch.", "Hi there",
+              "Layers of a model.", "Optimal transport between layers."]
+
+
+@pytest.fixture
+def minilm_pool(monkeypatch, tmp_path):
+    import os
+
+    monkeypatch.setenv("OTLENS_CACHE", str(tmp_path / "cache"))
+    if "HF_HUB_OFFLINE" not in os.environ:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from otlens.models import is_installed
+
+    if not is_installed("minilm-l6"):
+        pytest.skip("minilm-l6 not installed")
+    return dict(max_length=16, batch_size=2, chunk=3, progress=False)
+
+
+def test_pooled_states_cache_is_verified_and_rebuilt(minilm_pool, monkeypatch):
+    import torch
+
+    from otlens import hot as hot_mod
+    from otlens.cache import CorruptCacheWarning
+    from otlens.hot import pooled_file, pooled_states
+
+    kw = minilm_pool
+    first = pooled_states("minilm-l6", POOL_TEXTS, **kw)
+    fresh = pooled_states("minilm-l6", POOL_TEXTS, cache=False, **kw)
+    assert first.shape == (6, 5, 384) and torch.equal(first, fresh)
+    path = pooled_file("minilm-l6", POOL_TEXTS, max_length=16, batch_size=2, chunk=3)
+    assert path.exists() and path.with_name(path.name + ".sha256").exists()
+
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x04  # one bit inside the float data: still a readable safetensors file
+    path.write_bytes(bytes(data))
+    from safetensors.torch import load_file
+
+    corrupt = load_file(str(path))["pooled"]
+    assert not torch.equal(corrupt, fresh)  # the damage is real, and silent to the file format
+    with pytest.warns(CorruptCacheWarning, match=rf"pooled/{path.name}.*recomputing"):
+        again = pooled_states("minilm-l6", POOL_TEXTS, **kw)
+    assert torch.equal(again, fresh)  # a fresh computation's values, not the corrupt ones
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded although the pooled states were cached")
+
+    monkeypatch.setattr(hot_mod, "load_model", no_model)
+    assert torch.equal(pooled_states("minilm-l6", POOL_TEXTS, **kw), fresh)  # the rebuilt entry is valid, reused
+
+
+def test_pooled_key_holds_what_changes_the_numbers(minilm_pool):
+    from otlens.hot import pooled_key
+
+    base = pooled_key("minilm-l6", POOL_TEXTS)
+    assert base == pooled_key("minilm-l6", list(POOL_TEXTS), batch_size=16, chunk=64, device="cpu")
+    others = {pooled_key("minilm-l6", POOL_TEXTS, batch_size=8), pooled_key("minilm-l6", POOL_TEXTS, chunk=2),
+              pooled_key("minilm-l6", POOL_TEXTS, device="meta"), pooled_key("minilm-l6", POOL_TEXTS, max_length=32),
+              pooled_key("minilm-l6", POOL_TEXTS, trained=False), pooled_key("minilm-l6", POOL_TEXTS[:4])}
+    assert base not in others and len(others) == 6

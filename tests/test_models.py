@@ -6,6 +6,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported:
 _REAL_CACHE = os.environ.get("OTLENS_CACHE")  # slow tests reuse the real model cache
 
 import json
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -199,6 +200,79 @@ def test_convert_once_is_atomic_and_runs_once(monkeypatch):
         models._convert_once("fake", broken)
     assert not (first / "half.bin").exists()
     assert not [p for p in first.parent.iterdir() if p.name.startswith(".")]
+
+
+def _fake_alias(monkeypatch):
+    info = models.ModelInfo("fake", ("pytest",), "BertModel", 1, 4, "MIT", "test double")
+    monkeypatch.setitem(models.MODELS, "fake", info)
+    calls = []
+
+    def build(tmp: Path) -> None:
+        calls.append(tmp)
+        (tmp / "config.json").write_text('{"hidden_size": 4}')
+        (tmp / "model.safetensors").write_bytes(bytes(range(256)) * 64)  # stands in for converted weights
+
+    return build, calls
+
+
+def test_converted_folder_is_verified_on_load_and_rebuilt(monkeypatch):
+    from otlens.cache import CorruptCacheWarning
+
+    build, calls = _fake_alias(monkeypatch)
+    folder = models._convert_once("fake", build)
+    original = (folder / "model.safetensors").read_bytes()
+    marker = json.loads((folder / models._MARKER).read_text())
+    assert set(marker["files"]) == {"config.json", "model.safetensors"}  # checksums written at conversion
+
+    data = bytearray(original)
+    data[1000] ^= 0x01
+    (folder / "model.safetensors").write_bytes(bytes(data))
+    with pytest.warns(CorruptCacheWarning, match=r"models/fake .*model\.safetensors.*recomputing"):
+        again = models._convert_once("fake", build)
+    assert again == folder and len(calls) == 2
+    assert (folder / "model.safetensors").read_bytes() == original  # rebuilt, not the corrupt bytes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CorruptCacheWarning)
+        models._convert_once("fake", build)  # the rebuilt folder passes
+    assert len(calls) == 2
+
+    (folder / "config.json").unlink()  # a missing file is corrupt too
+    with pytest.warns(CorruptCacheWarning, match="missing file config.json"):
+        models._convert_once("fake", build)
+    assert len(calls) == 3 and (folder / "config.json").exists()
+
+
+def test_converted_folder_without_checksums_is_converted_again(monkeypatch):
+    from otlens.cache import CorruptCacheWarning
+
+    build, calls = _fake_alias(monkeypatch)
+    folder = models._convert_once("fake", build)
+    marker = json.loads((folder / models._MARKER).read_text())
+    del marker["files"]  # as written before checksums were recorded
+    (folder / models._MARKER).write_text(json.dumps(marker))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CorruptCacheWarning)  # a miss, not a corruption
+        models._convert_once("fake", build)
+    assert len(calls) == 2 and "files" in json.loads((folder / models._MARKER).read_text())
+
+
+def test_conversion_sweeps_a_killed_conversions_folder(monkeypatch):
+    import subprocess
+    import sys
+
+    from otlens import _io
+
+    build, calls = _fake_alias(monkeypatch)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a process id that no longer exists
+    parent = models.cache_dir("models")
+    orphan = parent / f".fake.pid{proc.pid}@{_io._host()}.k3j4.tmp"
+    (orphan / "half").mkdir(parents=True)
+    (orphan / "half" / "weights.bin").write_bytes(b"x" * 4096)
+    live = parent / f".other.pid{os.getpid()}@{_io._host()}.k3j5.tmp"  # this (live) process's
+    live.mkdir()
+    models._convert_once("fake", build)
+    assert not orphan.exists() and live.exists()
 
 
 # ------------------------------------------------------------------------------- the larger aliases

@@ -26,9 +26,8 @@ and special tokens (``[CLS]``, ``[SEP]``, ``<s>``, ``</s>``, ``<bos>``) only on 
 
 from __future__ import annotations
 
-import hashlib
+import importlib.metadata as metadata
 import json
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +36,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ._io import atomic_path
 from ._validation import check_int
-from .config import cache_dir
+from .cache import Cache, CorruptCacheWarning, make_key
 from .models import LoadedModel, load_model, model_identity
 
 __all__ = [
@@ -50,15 +48,14 @@ __all__ = [
     "layer_names",
     "cache_key",
     "cache_file",
+    "computation_key",
 ]
 
 #: Bump when what is stored (or how it is computed) changes; old entries are then ignored.
-CACHE_VERSION = 1
+#: 2: entries live in :class:`otlens.cache.Cache` (sha256 beside each file); the key holds
+#: ``batch_size``, the device and the torch/transformers versions.
+CACHE_VERSION = 2
 _TENSORS = ("states", "text_index", "token_ids")
-
-
-class CorruptCacheWarning(UserWarning):
-    """A cached activations file was unreadable or failed its checksum; it was recomputed."""
 
 
 def layer_names(n_layers: int) -> tuple[str, ...]:
@@ -172,53 +169,84 @@ def _identity(model: LoadedModel | str, trained: bool | None, seed: int | None) 
     return model_identity(model, trained=True if trained is None else trained, seed=0 if seed is None else seed)
 
 
+def _device_of(model: LoadedModel | str, device: Any) -> torch.device:
+    """Where :func:`extract_activations` runs: ``device``, else where a LoadedModel is, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    if isinstance(model, LoadedModel):
+        return next(model.model.parameters()).device
+    return torch.device("cpu")
+
+
+def _device_key(device: torch.device) -> str:
+    """The device as far as it changes the numbers: its kind, and the accelerator's name."""
+    if device.type == "cuda" and torch.cuda.is_available():
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return device.type
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def computation_key(model: LoadedModel | str, *, max_length: int, batch_size: int, special_tokens: bool,
+                    device: Any, trained: bool | None, seed: int | None) -> dict[str, Any]:
+    """Everything besides the texts that changes the numbers :func:`extract_activations` returns.
+
+    The model's :attr:`~otlens.models.LoadedModel.identity` (spec, trained, seed, dtype, files),
+    ``max_length``, ``batch_size`` (texts are padded to the longest of their batch: about 4e-6),
+    ``special_tokens``, the device (kind, and the GPU's name), and the torch and transformers
+    versions. Used by this module's and :func:`otlens.hot.pooled_states`' cache keys.
+    """
+    _check_model(model, trained, seed)
+    return {
+        "model": _identity(model, trained, seed),
+        "max_length": check_int(max_length, "max_length", minimum=2),
+        "batch_size": check_int(batch_size, "batch_size", minimum=1),
+        "special_tokens": bool(special_tokens),
+        "device": _device_key(_device_of(model, device)),
+        "torch": torch.__version__,
+        "transformers": _version("transformers"),
+    }
+
+
 def cache_key(
     model: LoadedModel | str,
     texts: Sequence[str],
     *,
     max_length: int = 128,
+    batch_size: int = 16,
     special_tokens: bool = False,
+    device: str | torch.device | None = None,
     trained: bool | None = None,
     seed: int | None = None,
 ) -> str:
     """The sha256 that names the cache entry of :func:`extract_activations` with these arguments.
 
-    It hashes the model's :attr:`~otlens.models.LoadedModel.identity`, the exact texts,
-    ``max_length``, ``special_tokens`` and :data:`CACHE_VERSION`.
+    It hashes the exact texts, :data:`CACHE_VERSION` and :func:`computation_key`: the model's
+    :attr:`~otlens.models.LoadedModel.identity`, ``max_length``, ``batch_size``,
+    ``special_tokens``, the device and the torch/transformers versions.
     """
-    _check_model(model, trained, seed)
     texts = _check_texts(texts)
-    max_length = check_int(max_length, "max_length", minimum=2)
-    payload = {
-        "cache_version": CACHE_VERSION,
-        "model": _identity(model, trained, seed),
-        "max_length": max_length,
-        "special_tokens": bool(special_tokens),
-        "texts": texts,
-    }
-    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()
+    fields = computation_key(model, max_length=max_length, batch_size=batch_size, special_tokens=special_tokens,
+                             device=device, trained=trained, seed=seed)
+    return make_key({"cache": "activations", "cache_version": CACHE_VERSION, "texts": texts, **fields})
 
 
 def cache_file(model: LoadedModel | str, texts: Sequence[str], **kw: Any) -> Path:
     """Path of the cache entry for these arguments (same keywords as :func:`cache_key`)."""
-    return _entry_path(cache_key(model, texts, **kw))
+    return _cache().path(cache_key(model, texts, **kw))
 
 
-def _entry_path(key: str) -> Path:
-    return cache_dir("activations") / f"{key}.safetensors"
+def _cache() -> Cache:
+    return Cache("activations", suffix=".safetensors")
 
 
 # --------------------------------------------------------------------------------------------
 # Cache read/write
-
-
-def _checksum(tensors: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for name in _TENSORS:
-        t = tensors[name].detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}\0".encode())
-        h.update(t.numpy().reshape(-1).view("uint8").data)
-    return h.hexdigest()
 
 
 def _save(path: Path, key: str, acts: Activations) -> None:
@@ -231,14 +259,12 @@ def _save(path: Path, key: str, acts: Activations) -> None:
         "layer_names": json.dumps(list(acts.layer_names)),
         "model": acts.model,
         "n_texts": str(acts.n_texts),
-        "checksum": _checksum(tensors),
     }
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    save_file(tensors, str(path), metadata=meta)
 
 
 def _load(path: Path, key: str) -> Activations:
-    """Read and verify an entry; any problem raises (the caller recomputes)."""
+    """Read an entry (its bytes already verified by the cache); any problem raises (the cache recomputes)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
@@ -246,8 +272,6 @@ def _load(path: Path, key: str) -> Activations:
         tensors = {name: f.get_tensor(name) for name in _TENSORS}
     if meta.get("key") != key or meta.get("cache_version") != str(CACHE_VERSION):
         raise ValueError("key or cache version in the metadata does not match")
-    if meta.get("checksum") != _checksum(tensors):
-        raise ValueError("checksum of the stored tensors does not match")
     return Activations(
         states=tensors["states"],
         layer_names=tuple(json.loads(meta["layer_names"])),
@@ -256,22 +280,6 @@ def _load(path: Path, key: str) -> Activations:
         model=meta["model"],
         n_texts=int(meta["n_texts"]),
     )
-
-
-def _load_or_discard(path: Path, key: str) -> Activations | None:
-    if not path.exists():
-        return None
-    try:
-        return _load(path, key)
-    except Exception as exc:  # corrupted, truncated or foreign: recompute
-        warnings.warn(
-            f"activation cache entry {path.name} is unreadable or corrupted ({type(exc).__name__}: {exc}); "
-            "deleting it and recomputing",
-            CorruptCacheWarning,
-            stacklevel=3,
-        )
-        path.unlink(missing_ok=True)
-        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,8 +407,11 @@ def extract_activations(
     special_tokens : bool, default False
         Keep ``[CLS]``/``[SEP]``/``<s>``/``</s>``/``<bos>`` tokens. Padding is always dropped.
     cache : bool, default True
-        Read/write ``cache_dir("activations")/<cache_key>.safetensors``. A corrupted entry is
-        detected (checksum), deleted and recomputed with a :class:`CorruptCacheWarning`.
+        Read/write the :class:`otlens.cache.Cache` entry ``cache_dir("activations")/<cache_key>.safetensors``
+        (its sha256 beside it). A corrupted entry (flipped byte, truncated) is detected, deleted
+        and recomputed with a :class:`CorruptCacheWarning` naming it. The key holds everything
+        that changes the numbers (:func:`cache_key`); entries written before cache version 2
+        are never read (their keys differ): they are a miss and recomputed.
     device : str or torch.device, optional
         Where to run; a LoadedModel is moved there (``model.to`` is in place). Default: where
         the model already is (``"cpu"`` for specs).
@@ -436,17 +447,18 @@ def extract_activations(
     _check_model(model, trained, seed)
     if not isinstance(special_tokens, bool):
         raise ValueError(f"`special_tokens` must be a bool; got {special_tokens!r}")
-    path = key = None
-    if cache:
-        key = cache_key(model, texts, max_length=max_length, special_tokens=special_tokens, trained=trained, seed=seed)
-        path = _entry_path(key)
-        if (hit := _load_or_discard(path, key)) is not None:
-            return hit
-    if isinstance(model, str):
-        model = load_model(model, trained=True if trained is None else trained,
-                           seed=0 if seed is None else seed, device=str(device or "cpu"))
-    acts = _compute(model, texts, max_length=max_length, batch_size=batch_size,
-                    special_tokens=special_tokens, device=device, progress=progress)
-    if cache:
-        _save(path, key, acts)
-    return acts
+
+    def compute() -> Activations:
+        lm = model
+        if isinstance(lm, str):
+            lm = load_model(lm, trained=True if trained is None else trained,
+                            seed=0 if seed is None else seed, device=str(device or "cpu"))
+        return _compute(lm, texts, max_length=max_length, batch_size=batch_size,
+                        special_tokens=special_tokens, device=device, progress=progress)
+
+    if not cache:
+        return compute()
+    key = cache_key(model, texts, max_length=max_length, batch_size=batch_size, special_tokens=special_tokens,
+                    device=device, trained=trained, seed=seed)
+    return _cache().fetch(key, compute, lambda acts, tmp: _save(tmp, key, acts), lambda path: _load(path, key),
+                          stacklevel=2)

@@ -17,10 +17,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._io import atomic_path
 from ._validation import check_choice, check_int
-from .activations import _check_texts, cache_key, extract_activations
-from .config import cache_dir
+from .activations import _check_texts, computation_key, extract_activations
+from .cache import Cache, make_key
 from .hot_solver import (
     INNER_METHODS,
     VARIANTS,
@@ -56,6 +55,8 @@ __all__ = [
     "hot_scores",
     "hot_study",
     "pooled_states",
+    "pooled_key",
+    "pooled_file",
     "system_features",
     "parse_pair",
     "pair_study",
@@ -150,33 +151,70 @@ def pooled_states(
     """Per-text mean of every block's residual state: ``[n_layers, n_texts, d_model]`` float32.
 
     The texts are run in chunks of ``chunk`` (token states are pooled and dropped, so memory
-    does not grow with the corpus) and the pooled result is cached atomically under
-    ``cache_dir("pooled")``, keyed like :func:`otlens.activations.cache_key`.
+    does not grow with the corpus) and the pooled result is cached in the
+    :class:`otlens.cache.Cache` ``cache_dir("pooled")``: written atomically with its sha256,
+    verified on every read (a corrupt entry is deleted and recomputed with a
+    :class:`~otlens.cache.CorruptCacheWarning` naming it, never returned). The key
+    (:func:`pooled_key`) holds the texts, ``chunk`` and everything in
+    :func:`otlens.activations.computation_key` (model identity with its dtype, ``max_length``,
+    ``batch_size``, the device, the torch/transformers versions). Entries written before
+    this cache have other keys: they are a miss and recomputed.
     """
-    from safetensors.torch import load_file, save_file
     from tqdm.auto import tqdm
 
     texts = _check_texts(texts)
     chunk = check_int(chunk, "chunk", minimum=1)
-    key = cache_key(model, texts, max_length=max_length, trained=trained, seed=seed)
-    path = cache_dir("pooled") / f"{key}.safetensors"
-    if cache and path.exists():
-        try:
-            return load_file(str(path))["pooled"]
-        except Exception:  # unreadable: recompute
-            path.unlink(missing_ok=True)
-    lm = load_model(model, trained=trained, seed=seed, device=str(device or "cpu"))
-    parts = []
-    for start in tqdm(range(0, len(texts), chunk), desc=f"pooling {model}{'' if trained else ' (untrained)'}",
-                      unit="chunk", disable=not progress):
-        acts = extract_activations(lm, texts[start:start + chunk], max_length=max_length, batch_size=batch_size,
-                                   cache=False, device=device, progress=False)
-        parts.append(acts.pooled()[1:])
-    pooled = torch.cat(parts, dim=1).contiguous()
-    if cache:
-        with atomic_path(path) as tmp:
-            save_file({"pooled": pooled}, str(tmp))
-    return pooled
+
+    def compute() -> torch.Tensor:
+        lm = load_model(model, trained=trained, seed=seed, device=str(device or "cpu"))
+        parts = []
+        for start in tqdm(range(0, len(texts), chunk), desc=f"pooling {model}{'' if trained else ' (untrained)'}",
+                          unit="chunk", disable=not progress):
+            acts = extract_activations(lm, texts[start:start + chunk], max_length=max_length, batch_size=batch_size,
+                                       cache=False, device=device, progress=False)
+            parts.append(acts.pooled()[1:])
+        return torch.cat(parts, dim=1).contiguous()
+
+    if not cache:
+        return compute()
+    key = pooled_key(model, texts, max_length=max_length, batch_size=batch_size, chunk=chunk, trained=trained,
+                     seed=seed, device=device)
+    return _pooled_cache().fetch(key, compute, _save_pooled, _load_pooled, stacklevel=2)
+
+
+#: Bump when what :func:`pooled_states` stores (or how it computes it) changes.
+POOLED_CACHE_VERSION = 2
+
+
+def pooled_key(model: str, texts: Sequence[str], *, max_length: int = 64, batch_size: int = 16, chunk: int = 64,
+               trained: bool = True, seed: int = 0, device: Any = None) -> str:
+    """The sha256 naming :func:`pooled_states`' cache entry for these arguments."""
+    texts = _check_texts(texts)
+    fields = computation_key(model, max_length=max_length, batch_size=batch_size, special_tokens=False,
+                             device=device, trained=trained, seed=seed)
+    return make_key({"cache": "pooled", "cache_version": POOLED_CACHE_VERSION, "texts": texts,
+                     "chunk": check_int(chunk, "chunk", minimum=1), **fields})
+
+
+def pooled_file(model: str, texts: Sequence[str], **kw: Any):
+    """Path of :func:`pooled_states`' cache entry (same keywords as :func:`pooled_key`)."""
+    return _pooled_cache().path(pooled_key(model, texts, **kw))
+
+
+def _pooled_cache() -> Cache:
+    return Cache("pooled", suffix=".safetensors")
+
+
+def _save_pooled(pooled: torch.Tensor, path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({"pooled": pooled}, str(path))
+
+
+def _load_pooled(path) -> torch.Tensor:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))["pooled"]
 
 
 # --------------------------------------------------------------------------------------------

