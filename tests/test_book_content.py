@@ -241,3 +241,12 @@ def test_summary_states_takeaways_with_glued_numbers(chapter):
     assert len(bullets) >= 3
     assert summary.count("{glue:text}") >= 5  # the numbers come from the run
     assert "{glue:md}" not in summary  # takeaways, not a generated verdict
+
+
+@pytest.mark.parametrize("chapter", THIN, ids=lambda p: p.stem)
+def test_figure_captions_hold_no_colon_space(chapter):
+    # an unquoted ": " inside a caption is YAML's key separator: jupytext's reading of the chapter breaks
+    for i, _, meta in _code_cells(chapter):
+        caption = meta.get("mystnb", {}).get("figure", {}).get("caption")
+        if caption is not None:
+            assert isinstance(caption, str) and ": " not in caption, f"{chapter.name}, code cell {i}: {caption!r}"
