@@ -125,3 +125,78 @@ def test_diagonal_alignment_follows_relative_position():
     assert list(diagonal_alignment(5, 5).argmax(0)) == list(range(5))
     plan = np.eye(5)
     assert agreement(diagonal_alignment(5, 5), plan)["argmax_agreement"] == 1.0  # word order kept: diagonal agrees
+
+
+# ----------------------------------------------------------------------------- reading the studies
+import pandas as pd  # noqa: E402
+
+from otlens import alignment  # noqa: E402
+from otlens.data import AlignedVerse  # noqa: E402
+
+
+def _scores() -> pd.DataFrame:
+    """gold_alignment rows: exact OT best at block 1 (0.9), attention best at block 2; one distractor row."""
+    acc = {"ot-exact": [0.5, 0.9, 0.7], "ot-entropic": [0.4, 0.8, 0.6], "cosine": [0.3, 0.6, 0.5],
+           "attention-mean": [0.1, 0.2, 0.45], "attention-best-head": [0.2, 0.5, 0.55], "uniform": [0.1, 0.1, 0.1]}
+    rows = [dict(experiment="gold_alignment", method=m, layer=k, metric="accuracy", value=v)
+            for m, vs in acc.items() for k, v in enumerate(vs)]
+    rows += [dict(experiment="gold_alignment", method=m, layer=k, metric="aer", value=1 - v)
+             for m, vs in acc.items() for k, v in enumerate(vs)]
+    rows.append(dict(experiment="gold_alignment_verse", method="ot-exact", layer=0, metric="accuracy", value=1.0))
+    return pd.DataFrame(rows)
+
+
+def test_gold_summary_reads_the_best_blocks():
+    g = alignment.gold_summary(_scores())
+    assert g.best_ot_layer == 1
+    assert g.texts() == {"ot_best_acc": "90%", "ot_best_layer": "1", "ent_best_acc": "80%", "cos_best_acc": "60%",
+                         "att_best_acc": "45%", "head_best_acc": "55%", "att_best_layer": "2", "ot_best_aer": "0.10"}
+    assert g.accuracy.loc[0, "ot-exact"] == 0.5  # the per-verse row is not pooled in
+    assert set(g.table.columns.get_level_values(0)) == {"ot-exact", "attention-mean"}
+    with pytest.raises(ValueError, match="attention-best-head"):
+        alignment.gold_summary(_scores().query("method != 'attention-best-head'"))
+    with pytest.raises(ValueError, match="lacks the columns"):
+        alignment.gold_summary(_scores().drop(columns="layer"))
+
+
+def test_agreement_trend_per_experiment():
+    rows = []
+    for verse, noise in enumerate([0.0, 0.02]):
+        rows += [dict(experiment="rising", method="attention-vs-ot-exact", layer=k, metric="argmax_agreement",
+                      value=0.1 * k + noise) for k in range(4)]
+        rows += [dict(experiment="falling", method="attention-vs-ot-exact", layer=k, metric="argmax_agreement",
+                      value=0.5 - 0.1 * k) for k in range(4)]
+        rows += [dict(experiment="rising", method="uniform-vs-ot-exact", layer=k, metric="argmax_agreement",
+                      value=1.0 - 0.2 * k) for k in range(4)]  # another method: ignored
+    t = alignment.agreement_trend(pd.DataFrame(rows))
+    assert t.loc["rising", "trend"] == pytest.approx(1.0) and t.loc["falling", "trend"] == pytest.approx(-1.0)
+    assert t.loc["rising", "max"] == pytest.approx(0.31)  # mean over the two verses at the last block
+    flat = alignment.agreement_trend(pd.DataFrame(rows).assign(value=0.5))
+    assert flat.trend.isna().all()
+    with pytest.raises(ValueError, match="no rows of method"):
+        alignment.agreement_trend(pd.DataFrame(rows), method="nope")
+
+
+def _verse(ref, n_s, n_t, links):
+    return AlignedVerse(ref, tuple(f"s{i}" for i in range(n_s)), tuple(f"t{j}" for j in range(n_t)), frozenset(links))
+
+
+def test_densest_verse_and_verse_maps(monkeypatch):
+    verses = [_verse("a", 4, 4, {(0, 0)}), _verse("b", 2, 2, {(0, 0), (1, 1)}), _verse("c", 1, 1, {(0, 0)})]
+    assert alignment.densest_verse(verses).ref == "c"
+    assert alignment.densest_verse(verses, first=2).ref == "b"  # only the first two are looked at
+    with pytest.raises(ValueError, match="at least one verse"):
+        alignment.densest_verse([])
+
+    rng = np.random.default_rng(0)
+    states = alignment.TranslationStates(
+        source=torch.from_numpy(rng.normal(size=(4, 2, 5))), target=torch.from_numpy(rng.normal(size=(4, 2, 5))),
+        attention=torch.full((3, 2, 2, 2), 0.5), source_words=("s0", "s1"), target_words=("t0", "t1"))
+    monkeypatch.setattr(alignment, "translation_states", lambda lm, s, t: states)
+    maps = alignment.verse_maps(None, verses[1], [0, 2], reg=0.1)
+    assert list(maps) == ["attention, block 0", "attention, block 2", "OT plan, block 0", "OT plan, block 2"]
+    for k in (0, 2):  # an exact plan between two words each: a permutation with mass 1/2
+        P = maps[f"OT plan, block {k}"]
+        assert P.shape == (2, 2) and np.allclose(P.sum(0), 0.5) and np.allclose(np.sort(P.ravel()), [0, 0, 0.5, 0.5])
+    with pytest.raises(ValueError, match="`layers` must be <= 2"):
+        alignment.verse_maps(None, verses[1], [3])

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from otlens.attention_ot import (
     DualOTTransformer,
+    depth_to,
     dual_step,
     entropic_plan,
+    layer_vs_step,
     sinkhorn_iterates,
+    sort_examples,
     sort_prompt,
     sorting_study,
+    sorting_summary,
     transformer_sort,
 )
 from otlens.transport import sinkhorn
@@ -124,6 +131,96 @@ def test_sorting_study_is_tidy():
     assert df.value.notna().all()
 
 
+def _table(curves: dict, *, n: int = 4) -> pd.DataFrame:
+    """A sorting_study-shaped table: curves[(method, metric)] = {layer: [value per seed]}."""
+    rows = []
+    for (method, metric), by_layer in curves.items():
+        for layer, values in by_layer.items():
+            rows += [dict(experiment="sorting", method=method, layer=layer, seed=s, metric=metric, value=v, n=n)
+                     for s, v in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+def test_depth_to_is_the_first_depth_where_the_mean_crosses():
+    # seed means: 0.5, 0.05, 0.008 (one seed above, one below), then back above
+    t = _table({("transformer", "plan_error"): {0: [0.4, 0.6], 4: [0.04, 0.06], 16: [0.015, 0.001], 64: [0.02, 0.02]}})
+    assert depth_to(t, metric="plan_error", method="transformer", n=4, threshold=0.01) == 16
+    assert depth_to(t, metric="plan_error", method="transformer", n=4, threshold=0.1) == 4
+    assert depth_to(t, metric="plan_error", method="transformer", n=4, threshold=1e-4) is None
+    assert depth_to(t, metric="plan_error", method="transformer", n=4, threshold=0.3, below=False) == 0
+
+
+def _study_like(n_values=(2, 5, 9)) -> pd.DataFrame:
+    """Transformer 8x slower than Sinkhorn; lists of 2 and 5 sorted, 9 half sorted; no-sink stuck."""
+    parts = []
+    for n in n_values:
+        big = n == max(n_values)
+        parts += [
+            _table({("transformer", "plan_error"): {1: [1.0], 8: [0.5], 64: [0.005]},
+                    ("sinkhorn", "plan_error"): {1: [0.5], 8: [0.001], 64: [1e-9]},
+                    ("transformer-no-sink", "plan_error"): {1: [1.5], 8: [1.4], 64: [1.2 + n / 100]},
+                    ("transformer", "sort_accuracy"): {1: [0.2], 8: [0.3], 64: [0.5 if big else 1.0]},
+                    ("transformer", "sorted"): {1: [0.0], 8: [0.0], 64: [0.0 if big else 1.0]}}, n=n)]
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_sorting_summary_reads_depths_ratio_and_ablation():
+    s = sorting_summary(_study_like(), threshold=0.01)
+    assert s.deepest == 64 and s.largest_n == 9
+    assert list(s.table.n) == [2, 5, 9]
+    assert list(s.table["transformer: depth to plan error < 0.01"]) == [64, 64, 64]
+    assert list(s.table["Sinkhorn: iterations to plan error < 0.01"]) == [8, 8, 8]
+    assert s.depth_ratio == 8.0
+    assert s.no_sink_error == pytest.approx(1.22)  # the smallest over lengths
+    assert s.sorted_up_to == 5 and s.acc_largest == 0.5
+    assert s.texts() == {"deepest": "64", "plan_threshold": "0.01", "depth_ratio": "8", "no_sink_error": "1.22", "sorted_up_to": "5",
+                         "largest_n": "9", "acc_largest": "50%"}
+
+
+def test_sorting_summary_sorted_up_to_stops_at_the_first_failure():
+    t = _study_like((2, 5, 9))
+    # the length-2 lists now fail while 5 is sorted: no length is sorted "up to" it
+    t.loc[(t.n == 2) & (t.metric == "sorted") & (t.layer == 64), "value"] = 0.0
+    s = sorting_summary(t)
+    assert s.sorted_up_to is None and s.texts()["sorted_up_to"] == "none"
+
+
+def test_sorting_summary_without_a_crossing_has_no_ratio():
+    s = sorting_summary(_study_like(), threshold=1e-12)
+    assert s.table["transformer: depth to plan error < 1e-12"].isna().all()
+    assert math.isnan(s.depth_ratio) and s.texts()["depth_ratio"] == "n/a"
+
+
+def test_sorting_summary_of_a_real_study_agrees_with_the_study():
+    df = sorting_study([2, 6], [0, 4, 512], seeds=[0, 1], progress=False)
+    s = sorting_summary(df, threshold=0.01)
+    assert s.deepest == 512
+    # deep enough: the transformer gets below the threshold, and needs more layers than Sinkhorn iterations
+    t, k = s.table.iloc[0]["transformer: depth to plan error < 0.01"], s.table.iloc[0]["Sinkhorn: iterations to plan error < 0.01"]
+    assert t == 512 and k is not None and k <= 4
+    assert s.no_sink_error > 0.1  # the ablation stays far from the optimum
+    assert s.sorted_up_to == 6 and s.acc_largest == 1.0
+
+
+def test_layer_vs_step_is_rounding_error_and_detects_a_broken_weight():
+    model = DualOTTransformer(2, reg=0.05, step=0.5)
+    assert layer_vs_step(model, seed=3) < 1e-12
+    broken = DualOTTransformer(2, reg=0.05, step=0.5)
+    broken.W_O.mul_(1.1)  # a step 10% too long
+    assert layer_vs_step(broken, seed=3) > 1e-6
+    assert layer_vs_step(model, seed=1) == layer_vs_step(model, seed=1)  # seeded
+
+
+def test_sort_examples_are_seeded_and_sorted():
+    model = DualOTTransformer(1, reg=0.01)
+    ex = sort_examples([3, 6], model, depth=1500, seed=2)
+    assert [len(v) for v, _ in ex] == [3, 6]
+    for values, rank in ex:
+        np.testing.assert_array_equal(values[np.argsort(rank)], np.sort(values))
+    again = sort_examples([3, 6], model, depth=1500, seed=2)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(ex, again))
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
@@ -138,6 +235,13 @@ def test_sorting_study_is_tidy():
         (lambda: sort_prompt([1.0]), "at least 2"),
         (lambda: transformer_sort([1.0, 2.0], DualOTTransformer(2, reg=1), depth=3), "dim=1"),
         (lambda: sorting_study([1], [1], progress=False), "`lengths` must be >= 2"),
+        (lambda: sorting_summary(pd.DataFrame({"n": [2]})), "lacks the columns"),
+        (lambda: sorting_summary([1, 2]), "must be the DataFrame"),
+        (lambda: sorting_summary(_study_like().query("method != 'sinkhorn'")), "lacks the methods"),
+        (lambda: sorting_summary(_study_like(), threshold=0), "`threshold` must be > 0"),
+        (lambda: depth_to(_study_like(), metric="plan_error", method="transformer", n=3, threshold=0.1), "no rows"),
+        (lambda: layer_vs_step("model"), "must be a DualOTTransformer"),
+        (lambda: sort_examples([1], DualOTTransformer(1, reg=1), depth=1), "`lengths` must be >= 2"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(call, match):

@@ -170,3 +170,38 @@ def test_image_states_with_a_local_vision_transformer(tmp_path, rng):
     states = image_states(tmp_path / "vit", paths, batch_size=2, progress=False)
     assert states.shape == (3, 5, 16)
     assert np.isfinite(states.numpy()).all()
+
+
+def _subjects(root, rng, seen_by):
+    latent = {sid: rng.standard_normal(5) for sid in range(100, 160)}
+    for name, seen in seen_by.items():
+        d = root / name
+        d.mkdir()
+        sids = np.array(list(seen))
+        np.save(d / "stimulus_ids.npy", sids)
+        mix = np.stack([latent[s] for s in sids])
+        np.save(d / "V1.npy", mix @ rng.standard_normal((5, 7)))
+        np.save(d / "V4.npy", np.tanh(mix) @ rng.standard_normal((5, 9)))
+
+
+def test_brain_study_scores_consecutive_subjects(tmp_path, rng):
+    from otlens.hot import brain_study
+
+    _subjects(tmp_path, rng, {"subj01": range(100, 160), "subj02": range(110, 160), "subj03": range(100, 150)})
+    df = brain_study(tmp_path, rois=["V1", "V4"], n_splits=2, seed=0, progress=False)
+    assert set(df.experiment) == {"hot-brain"}
+    assert list(dict.fromkeys(df.model)) == ["subj01>subj02", "subj02>subj03"]  # consecutive pairs only
+    assert set(df.layer[df.metric == "score"]) == {0, 1}  # one row per ROI
+    assert set(df.seed) == {0, 1} and df.value.notna().all()
+
+
+def test_brain_study_with_one_subject_or_unknown_stimuli(tmp_path, rng):
+    from otlens.hot import brain_study
+
+    _subjects(tmp_path, rng, {"subj01": range(100, 160)})
+    assert brain_study(tmp_path, n_splits=1, progress=False) is None  # nothing to align
+    (tmp_path / "stimuli.csv").write_text("stimulus_id,text\n999,a sentence\n")
+    with pytest.raises(ValueError, match="names none of subj01's stimuli"):
+        brain_study(tmp_path, model="minilm-l6", n_splits=1, progress=False)
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        brain_study(tmp_path / "missing")

@@ -237,3 +237,85 @@ def test_information_summary_per_layer():
         information_summary(pd.DataFrame(rows).drop(columns="metric"), val)
     with pytest.raises(ValueError, match="information-plane"):
         information_summary(pd.DataFrame(rows)[lambda d: d.metric != "mi_yz"], val)
+
+
+# ----------------------------------------------------------------------------- the chapter's reading
+
+
+def _entropy_study(curves: dict) -> pd.DataFrame:
+    """experiment=entropy rows: curves[(metric, step)] = per-layer values."""
+    return pd.DataFrame([dict(experiment="entropy", metric=m, step=s, layer=i, value=v)
+                         for (m, s), c in curves.items() for i, v in enumerate(c)])
+
+
+def test_entropy_bottlenecks_mark_interior_minima():
+    study = _entropy_study({("norm_entropy", 0): [1, 2, 3], ("norm_entropy", 10): [3, 1, 3],
+                            ("prompt_entropy", 0): [3, 1, 3], ("prompt_entropy", 10): [1, 1, 1]})
+    study = pd.concat([study, study.assign(experiment="adjacent_ot", value=0.0)])  # other experiments ignored
+    b = training.entropy_bottlenecks(study)
+    assert list(b.index) == [0, 10] and set(b.columns) == {"norm_entropy", "prompt_entropy"}
+    assert b.norm_entropy.tolist() == [False, True] and b.prompt_entropy.tolist() == [True, False]
+    with pytest.raises(ValueError, match="no entropy rows"):
+        training.entropy_bottlenecks(study[study.experiment != "entropy"])
+    with pytest.raises(ValueError, match="lacks the columns"):
+        training.entropy_bottlenecks(study.drop(columns="step"))
+
+
+def _observed(val_values=(4.0, 3.9, 3.0, 2.0)):
+    steps = [0, 1, 10, 100]
+    curves = {0: [1, 1, 1, 1, 1], 1: [1.1, 1, 1, 1, 1], 10: [3, 1, 0.5, 1, 3], 100: [4, 1, 0.5, 1, 4]}
+    val = pd.Series(val_values, index=steps)
+    study = pd.DataFrame([dict(experiment="adjacent_ot", model="m", metric="ot_divergence", step=s, layer=i,
+                               value=v, seed=0, val_loss=val[s]) for s, c in curves.items() for i, v in enumerate(c)])
+    shapes = training.shape_over_training(study)
+    # norm entropy dips from step 10 on; the prompt entropy dips at step 1 only
+    ent = _entropy_study({**{("norm_entropy", s): ([3, 1, 3] if s >= 10 else [1, 2, 3]) for s in steps},
+                          **{("prompt_entropy", s): ([3, 1, 3] if s == 1 else [1, 2, 3]) for s in steps}})
+    per_layer = pd.DataFrame({"mi_xz_peak_step": [10, 100], "mi_xz_drop_after_peak": [1.0, 0.0],
+                              "mi_yz_gain": [0.2, 0.6], "spearman_ratio_vs_loss": [-1.0, 1.0]},
+                             index=pd.Index([0, 1], name="layer"))
+    sweep = pd.concat([shapes.assign(model="L5"), shapes[shapes.step == 0].assign(model="L2")])
+    return training.training_observations(val, shapes, training.entropy_bottlenecks(ent), per_layer, sweep)
+
+
+def test_training_observations_read_the_tables_together():
+    obs = _observed()
+    assert obs.loss_falls == 3 and obs.loss_intervals == 3 and obs.loss_monotone
+    assert obs.half_step == 10  # 4.0 -> 2.0: half of the drop (3.0) is reached at step 10
+    assert (obs.u_step, obs.shape_step, obs.jump_step) == (10, 10, 10)
+    assert obs.first_share == pytest.approx((0.2, 4 / 10.5))
+    assert obs.edge_ratio[0] == pytest.approx(1.0) and obs.edge_ratio[1] == pytest.approx(4.0)
+    assert obs.bottleneck_from == {"norm_entropy": 10, "prompt_entropy": None}
+    assert obs.mi_yz_gain_last == 0.6 and obs.mi_xz_drop == (0.5, 1.0, 0)
+    assert obs.spearman == {0: -1.0, 1: 1.0}
+    assert list(obs.sweep.index) == ["L5", "L2"] and obs.sweep.loc["L2", "step"] == 0
+    t = obs.texts()
+    assert t["obs_loss_falls"] == "3" and t["obs_loss_intervals"] == "3" and t["obs_half_step"] == "10"
+    assert t["obs_u_from"] == "from step 10 on" and t["obs_shape_from"] == "from step 10 on" and t["obs_edge_ratio_final"] == "4.00"
+    assert t["obs_bottleneck"] == "norm entropy from step 10, prompt entropy never"
+    md = obs.describe()
+    assert md.count("\n- ") == 4 and md.startswith("- **Loss.** 4.00 → 2.00")
+    assert "U-shaped at every checkpoint from step 10 (validation loss 3.00) on" in md
+    assert "prompt entropy never" in md and "layer 0 -1.00, layer 1 1.00" in md
+
+
+def test_training_observations_count_the_intervals_where_the_loss_falls():
+    obs = _observed((4.0, 4.2, 3.0, 3.1))  # rises twice
+    assert obs.loss_falls == 1 and not obs.loss_monotone
+    assert obs.half_step == 10  # the drop is 0.9; half of it is first reached at step 10
+
+
+def test_training_observations_bad_inputs():
+    obs = _observed()
+    shapes = pd.DataFrame({"model": ["m"], "step": [0], "first_share": [0.5], "last_share": [0.5],
+                           "dist_final": [0.0], "val_loss": [1.0]})
+    per_layer = pd.DataFrame({"mi_xz_drop_after_peak": [0.0], "mi_yz_gain": [0.0], "spearman_ratio_vs_loss": [0.0]})
+    bottle = pd.DataFrame({"norm_entropy": [True]}, index=[0])
+    with pytest.raises(ValueError, match=">= 2 checkpoints"):
+        training.training_observations(obs.val_loss.iloc[:1], shapes, bottle, per_layer)
+    with pytest.raises(ValueError, match="NaN"):
+        training.training_observations(obs.val_loss * np.nan, shapes, bottle, per_layer)
+    with pytest.raises(ValueError, match="one model"):
+        training.training_observations(obs.val_loss, pd.concat([shapes, shapes.assign(model="n")]), bottle, per_layer)
+    with pytest.raises(ValueError, match="information_summary"):
+        training.training_observations(obs.val_loss, shapes, bottle, per_layer.drop(columns="mi_yz_gain"))

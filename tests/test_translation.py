@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,3 +107,45 @@ def test_bad_pairs_and_inputs(run):
         T.cross_attention(object(), "God", "Dieu")
     with pytest.raises(ValueError, match="tokens"):
         T.cross_attention(run, " ".join(["word"] * 200), "Dieu")
+
+
+def test_split_heldout_is_a_seeded_partition():
+    pairs = [(str(i), f"s{i} x", f"t{i} y") for i in range(20)]
+    train, held = T.split_heldout(pairs, 5, seed=3)
+    assert len(held) == 5 and len(train) == 15 and sorted(train + held) == sorted(pairs)
+    assert train == sorted(train, key=pairs.index) and held == sorted(held, key=pairs.index)  # input order kept
+    assert T.split_heldout(pairs, 5, seed=3) == (train, held)
+    assert T.split_heldout(pairs, 5, seed=4)[1] != held
+    with pytest.raises(ValueError, match="`n_heldout` must be <= 19"):
+        T.split_heldout(pairs, 20)
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        T.split_heldout(pairs[:1], 1)
+
+
+def test_example_pair_is_closest_to_the_length():
+    pairs = [("a", "one two", "x"), ("b", " ".join(["w"] * 11), "x"), ("c", " ".join(["w"] * 13), "x")]
+    assert T.example_pair(pairs, words=12)[0] == "b"  # a tie: the first one
+    assert T.example_pair(pairs, words=2)[0] == "a"
+    with pytest.raises(ValueError, match="`words` must be >= 1"):
+        T.example_pair(pairs, words=0)
+
+
+def test_run_texts_and_cross_attention_maps(run):
+    t = run.texts(tail=3)
+    assert t["mt_desc"].startswith("2+2 blocks, width 16, vocabulary ") and t["mt_steps"] == "6"
+    val = run.log[run.log.metric == "val_loss"].value
+    assert t["mt_val_first"] == f"{val.iloc[0]:.2f}" and t["mt_val_loss"] == f"{val.iloc[-1]:.2f}"
+    train = run.log[run.log.metric == "train_loss"].value
+    assert t["mt_train_loss"] == f"{train.tail(3).mean():.2f}"
+    assert run.n_parameters == sum(p.numel() for p in run.model.parameters()) > 0
+    maps, ca = T.cross_attention_maps(run, PAIRS[0], reg=0.1)
+    assert list(maps) == ["cross-attention, block 0", "cross-attention, block 1", "OT plan, states of block 1",
+                          "OT plan, embeddings"]
+    n_s, n_t = len(ca.source_words), len(ca.target_words)
+    for name, m in maps.items():
+        m = np.asarray(m)
+        assert m.shape == (n_s, n_t), name
+        if name.startswith("cross"):
+            assert np.allclose(m.sum(0), 1.0)  # each target word's attention over the source words
+        else:
+            assert np.isclose(m.sum(), 1.0)

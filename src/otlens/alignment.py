@@ -54,6 +54,11 @@ __all__ = [
     "alignment_study",
     "agreement_study",
     "diagonal_alignment",
+    "GoldSummary",
+    "gold_summary",
+    "agreement_trend",
+    "densest_verse",
+    "verse_maps",
 ]
 
 #: Rules that turn a soft alignment into links.
@@ -451,3 +456,113 @@ def agreement_study(lm: Any, pairs: Sequence[tuple[str, str, str]], *, layers: A
 
 
 
+
+
+# --------------------------------------------------------------------------------- reading the studies
+@dataclass(frozen=True)
+class GoldSummary:
+    """Per-block accuracy and AER of every method on the gold-aligned verses, by :func:`gold_summary`.
+
+    Attributes
+    ----------
+    accuracy, aer : pandas.DataFrame
+        Index ``layer``, one column per method (mean over verses as the study reports it).
+    table : pandas.DataFrame
+        Every metric per block for exact OT and mean attention (columns ``(method, metric)``).
+
+    The best blocks are read on the same verses, so they are optimistic; the chapter's verdict
+    holds the block choice out.
+    """
+
+    accuracy: pd.DataFrame
+    aer: pd.DataFrame
+    table: pd.DataFrame
+
+    @property
+    def best_ot_layer(self) -> int:
+        """The block where exact OT is most accurate (the first one on ties)."""
+        return int(self.accuracy["ot-exact"].idxmax())
+
+    def texts(self) -> dict[str, str]:
+        """Best accuracy over blocks per method, and exact OT's best AER (``glue`` name -> text)."""
+        acc = self.accuracy
+        return {
+            "ot_best_acc": f"{acc['ot-exact'].max():.0%}",
+            "ot_best_layer": str(self.best_ot_layer),
+            "ent_best_acc": f"{acc['ot-entropic'].max():.0%}",
+            "cos_best_acc": f"{acc['cosine'].max():.0%}",
+            "att_best_acc": f"{acc['attention-mean'].max():.0%}",
+            "head_best_acc": f"{acc['attention-best-head'].max():.0%}",
+            "att_best_layer": str(int(acc["attention-mean"].idxmax())),
+            "ot_best_aer": f"{self.aer['ot-exact'].min():.2f}",
+        }
+
+
+_GOLD_METHODS = ("ot-exact", "ot-entropic", "cosine", "attention-mean", "attention-best-head")
+
+
+def gold_summary(scores: pd.DataFrame) -> GoldSummary:
+    """Accuracy and AER per block and method from :func:`alignment_study`'s scores.
+
+    Reads the ``experiment == "gold_alignment"`` rows (the other rows are ignored).
+    """
+    needed = {"experiment", "method", "layer", "metric", "value"} - set(scores.columns)
+    if needed:
+        raise ValueError(f"`scores` lacks the columns {sorted(needed)} (expected alignment_study()'s scores)")
+    pooled = scores[scores.experiment == "gold_alignment"]
+    missing = set(_GOLD_METHODS) - set(pooled.method)
+    if pooled.empty or missing or not {"accuracy", "aer"} <= set(pooled.metric):
+        raise ValueError(f"`scores` has no gold_alignment accuracy and AER rows for {sorted(missing) or 'every method'}")
+    acc = pooled[pooled.metric == "accuracy"].pivot_table(index="layer", columns="method", values="value")
+    aer = pooled[pooled.metric == "aer"].pivot_table(index="layer", columns="method", values="value")
+    table = pd.concat({m: pooled[pooled.method == m].pivot_table(index="layer", columns="metric", values="value")
+                       for m in ["ot-exact", "attention-mean"]}, axis=1)
+    return GoldSummary(accuracy=acc, aer=aer, table=table)
+
+
+def agreement_trend(agreements: pd.DataFrame, *, method: str = "attention-vs-ot-exact",
+                    metric: str = "argmax_agreement") -> pd.DataFrame:
+    """Per experiment, how ``method``'s agreement with the OT plan moves with the block index.
+
+    Averages over verses per (experiment, layer), then returns one row per experiment:
+    ``trend`` (Pearson correlation of the mean agreement with the layer index; nan with fewer
+    than two layers or a constant agreement) and ``max`` (the highest mean agreement).
+    """
+    needed = {"experiment", "method", "layer", "metric", "value"} - set(agreements.columns)
+    if needed:
+        raise ValueError(f"`agreements` lacks the columns {sorted(needed)}")
+    ag = agreements[(agreements.metric == metric) & (agreements.method == method)]
+    if ag.empty:
+        raise ValueError(f"`agreements` has no rows of method {method!r} and metric {metric!r}")
+    ag = ag.groupby(["experiment", "layer"], as_index=False).value.mean()
+    rows = {}
+    for e, g in ag.groupby("experiment"):
+        x, y = g.layer.to_numpy(float), g.value.to_numpy(float)
+        trend = float(np.corrcoef(x, y)[0, 1]) if len(g) >= 2 and x.std() > 0 and y.std() > 0 else float("nan")
+        rows[e] = {"trend": trend, "max": float(y.max())}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "experiment"
+    return out
+
+
+def densest_verse(verses: Sequence[Any], *, first: int = 8) -> Any:
+    """Among the first ``first`` verses, the one with the most gold links per word pair (for a figure)."""
+    first = check_int(first, "first", minimum=1)
+    verses = list(verses)
+    if not verses:
+        raise ValueError("`verses` must hold at least one verse")
+    return max(verses[:first], key=lambda v: len(v.links) / (len(v.source_words) * len(v.target_words)))
+
+
+def verse_maps(lm: Any, verse: Any, layers: Sequence[int], *, reg: float = 0.05) -> dict[str, np.ndarray]:
+    """Attention (heads averaged) and the exact OT plan between word vectors at each block in ``layers``.
+
+    For one gold-aligned verse; ordered attention maps first, then plans, for
+    :func:`otlens.plots.plot_alignment_maps`.
+    """
+    ts = translation_states(lm, verse.source_words, verse.target_words)
+    layers = _check_layers(layers, ts.attention.shape[0])
+    maps: dict[str, Any] = {f"attention, block {k}": ts.attention[k].mean(0) for k in layers}
+    maps.update({f"OT plan, block {k}": word_plans(ts.source[k + 1], ts.target[k + 1], reg=reg)["ot-exact"]
+                 for k in layers})
+    return maps

@@ -72,6 +72,11 @@ __all__ = [
     "sort_prompt",
     "transformer_sort",
     "sorting_study",
+    "depth_to",
+    "SortingSummary",
+    "sorting_summary",
+    "layer_vs_step",
+    "sort_examples",
     "PROMPTS",
 ]
 
@@ -463,3 +468,193 @@ def sorting_study(lengths: Any, depths: Any, *, reg: float = 0.01, seeds: Any = 
                 rows += [dict(experiment="sorting", model=f"dual-ot-transformer(reg={reg:g})", trained=False,
                               method=method, layer=k, seed=seed, metric=m, value=v, n=n) for m, v in vals.items()]
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------- reading the study
+_SORTING_COLUMNS = {"method", "n", "metric", "layer", "value"}
+
+
+def _check_sorting(sorting: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(sorting, pd.DataFrame):
+        raise ValueError(f"`sorting` must be the DataFrame of sorting_study(); got {type(sorting).__name__}")
+    missing = _SORTING_COLUMNS - set(sorting.columns)
+    if missing:
+        raise ValueError(f"`sorting` lacks the columns {sorted(missing)} (expected the table of sorting_study())")
+    if sorting.empty:
+        raise ValueError("`sorting` has no rows")
+    return sorting
+
+
+def depth_to(sorting: pd.DataFrame, *, metric: str, method: str, n: int, threshold: float,
+             below: bool = True) -> int | None:
+    """Smallest depth at which the mean over lists of ``metric`` reaches ``threshold``.
+
+    Parameters
+    ----------
+    sorting : pandas.DataFrame
+        The table of :func:`sorting_study`.
+    metric, method : str
+        Which rows (e.g. ``"plan_error"``, ``"transformer"``).
+    n : int
+        The list length.
+    threshold : float
+        The level to reach: ``mean <= threshold`` when ``below``, ``mean >= threshold`` otherwise.
+
+    Returns
+    -------
+    int or None
+        The smallest recorded depth (``layer``) at which the mean over seeds reaches the level,
+        or None when no recorded depth does. The first crossing counts even if a deeper layer
+        goes back over the threshold.
+    """
+    s = _check_sorting(sorting)
+    s = s[(s.method == method) & (s.n == n) & (s.metric == metric)]
+    if s.empty:
+        raise ValueError(f"`sorting` has no rows for method={method!r}, n={n}, metric={metric!r}")
+    if not np.isfinite(threshold):
+        raise ValueError(f"`threshold` must be a finite number; got {threshold!r}")
+    mean = s.groupby("layer").value.mean()
+    ok = mean[mean <= threshold] if below else mean[mean >= threshold]
+    return int(ok.index.min()) if len(ok) else None
+
+
+@dataclass(frozen=True)
+class SortingSummary:
+    """What part A of chapter 3 reports from :func:`sorting_study`, by :func:`sorting_summary`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per list length: depth (transformer) and iterations (Sinkhorn) to a plan error
+        below ``threshold`` (None when never reached), and at the deepest depth the transformer's
+        sort accuracy, the fraction of lists fully sorted and the no-sink prompt's plan error.
+    deepest : int
+        The deepest recorded depth.
+    threshold : float
+        The plan-error level of the table's first two columns.
+    depth_ratio : float
+        Median over lengths of (transformer depth / Sinkhorn iterations) to reach ``threshold``,
+        over the lengths where both reach it; nan when none does.
+    no_sink_error : float
+        The smallest plan error of the no-sink prompt at the deepest depth, over lengths.
+    sorted_up_to : int or None
+        The largest length ``L`` such that every list of every length ``<= L`` is fully sorted at
+        the deepest depth (None when the shortest length is not).
+    largest_n : int
+        The longest list length.
+    acc_largest : float
+        The transformer's sort accuracy at the deepest depth on lists of length ``largest_n``.
+    """
+
+    table: pd.DataFrame
+    deepest: int
+    threshold: float
+    depth_ratio: float
+    no_sink_error: float
+    sorted_up_to: int | None
+    largest_n: int
+    acc_largest: float
+
+    def texts(self) -> dict[str, str]:
+        """The numbers as the chapter shows them (``glue`` name -> text)."""
+        return {
+            "deepest": str(self.deepest),
+            "plan_threshold": f"{self.threshold:g}",
+            "depth_ratio": "n/a" if not np.isfinite(self.depth_ratio) else f"{self.depth_ratio:.0f}",
+            "no_sink_error": f"{self.no_sink_error:.2f}",
+            "sorted_up_to": "none" if self.sorted_up_to is None else str(self.sorted_up_to),
+            "largest_n": str(self.largest_n),
+            "acc_largest": f"{self.acc_largest:.0%}",
+        }
+
+
+def sorting_summary(sorting: pd.DataFrame, *, threshold: float = 0.01) -> SortingSummary:
+    """Depth needed, accuracy reached and the no-sink ablation, per list length (chapter 3, part A).
+
+    Parameters
+    ----------
+    sorting : pandas.DataFrame
+        The table of :func:`sorting_study`, with the methods ``"transformer"``,
+        ``"transformer-no-sink"`` and ``"sinkhorn"``.
+    threshold : float, default 0.01
+        The L1 plan error to reach (see :func:`depth_to`).
+
+    Returns
+    -------
+    SortingSummary
+    """
+    s = _check_sorting(sorting)
+    threshold = check_positive(threshold, "threshold")
+    needed = {"transformer", "transformer-no-sink", "sinkhorn"} - set(s.method)
+    if needed:
+        raise ValueError(f"`sorting` lacks the methods {sorted(needed)} (expected the table of sorting_study())")
+    deepest = int(s.layer.max())
+    lengths = sorted(int(n) for n in s.n.unique())
+    final = s[s.layer == deepest].groupby(["method", "n", "metric"]).value.mean()
+    t_col = f"transformer: depth to plan error < {threshold:g}"
+    s_col = f"Sinkhorn: iterations to plan error < {threshold:g}"
+    rows = []
+    for n in lengths:
+        rows.append({
+            "n": n,
+            t_col: depth_to(s, metric="plan_error", method="transformer", n=n, threshold=threshold),
+            s_col: depth_to(s, metric="plan_error", method="sinkhorn", n=n, threshold=threshold),
+            f"transformer: sort accuracy at depth {deepest}": final["transformer", n, "sort_accuracy"],
+            f"fraction of lists fully sorted at depth {deepest}": final["transformer", n, "sorted"],
+            f"no-sink: plan error at depth {deepest}": final["transformer-no-sink", n, "plan_error"],
+        })
+    table = pd.DataFrame(rows)
+    # a ratio needs both depths, and a positive Sinkhorn count (0 iterations: the start is already there)
+    ratios = [r[t_col] / r[s_col] for r in rows if r[t_col] is not None and r[s_col]]
+    sorted_up_to = None
+    for n in lengths:
+        if final["transformer", n, "sorted"] < 1.0:
+            break
+        sorted_up_to = n
+    return SortingSummary(
+        table=table, deepest=deepest, threshold=threshold,
+        depth_ratio=float(np.median(ratios)) if ratios else math.nan,
+        no_sink_error=float(min(final["transformer-no-sink", n, "plan_error"] for n in lengths)),
+        sorted_up_to=sorted_up_to, largest_n=lengths[-1],
+        acc_largest=float(final["transformer", lengths[-1], "sort_accuracy"]),
+    )
+
+
+def layer_vs_step(model: DualOTTransformer, *, n: int = 7, m: int = 5, seed: int = 0) -> float:
+    """Largest difference between one layer of ``model`` and one explicit :func:`dual_step`.
+
+    On a random problem (``n`` sources, ``m`` targets in ``[0, 1]^dim``, small random initial
+    potentials, uniform weights, drawn from ``seed``), the potentials after ``model.layer`` and
+    after :func:`dual_step` with the module's ``reg`` and ``step``; returns the max absolute
+    difference over both potentials (rounding error when the construction is right).
+    """
+    if not isinstance(model, DualOTTransformer):
+        raise ValueError(f"`model` must be a DualOTTransformer; got {type(model).__name__}")
+    n, m = check_int(n, "n", minimum=1), check_int(m, "m", minimum=1)
+    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+    dt = model.W_Q.dtype
+    x = torch.rand(n, model.dim, generator=gen, dtype=dt)
+    y = torch.rand(m, model.dim, generator=gen, dtype=dt)
+    f0 = torch.randn(n, generator=gen, dtype=dt) * 0.01
+    g0 = torch.randn(m, generator=gen, dtype=dt) * 0.01
+    with torch.no_grad():
+        layer_f, layer_g = model.read(model.layer(model.encode(x, y, f=f0, g=g0)), n)
+    step_f, step_g = dual_step(f0, g0, x, y, reg=model.reg, step=model.step)
+    return max(float((layer_f - step_f).abs().max()), float((layer_g - step_g).abs().max()))
+
+
+def sort_examples(lengths: Any, model: DualOTTransformer, *, depth: int,
+                  seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Random lists and the positions the transformer gives their elements, for a figure.
+
+    List ``k`` has ``lengths[k]`` uniform values drawn with seed ``seed + lengths[k]``; returns
+    ``[(values, rank), ...]`` with ``rank`` from :func:`transformer_sort` at ``depth``.
+    """
+    lengths = [check_int(n, "lengths", minimum=2) for n in lengths]
+    seed = check_int(seed, "seed", minimum=0)
+    out = []
+    for n in lengths:
+        values = np.random.default_rng(seed + n).random(n)
+        rank, _ = transformer_sort(values, model, depth=depth)
+        out.append((values, rank))
+    return out

@@ -19,6 +19,7 @@ import torch
 
 from ._validation import check_choice, check_int
 from .activations import _check_texts, computation_key, extract_activations
+from .brain import image_states, load_brain_data, load_stimuli, shared_layers
 from .cache import Cache, make_key
 from .hot_solver import (
     INNER_METHODS,
@@ -63,6 +64,7 @@ __all__ = [
     "coupling_shape",
     "coupling_table",
     "describe_hot",
+    "brain_study",
 ]
 
 
@@ -338,3 +340,44 @@ def describe_hot(scores: pd.DataFrame, couplings: pd.DataFrame) -> str:
         lines.append(f"- **HOT+R vs HOT**: HOT+R is higher, by more than the two standard deviations together, for "
                      f"{len(higher)} of the {len(rp)} cross-model pairs where it was run ({gains}).")
     return "\n".join(lines)
+
+
+def brain_study(brain_dir: Any, *, rois: Sequence[str] | None = None, model: str | None = None,
+                n_splits: int = 5, seed: int = 0, max_length: int = 64, device: Any = "cpu",
+                progress: bool = True) -> pd.DataFrame | None:
+    """HOT between brains, and between a model and a brain, on recordings in the NSD layout.
+
+    Subject ↔ subject: consecutive subjects of ``brain_dir`` (:func:`otlens.brain.load_brain_data`),
+    ROIs as layers, on the stimuli both saw (:func:`otlens.brain.shared_layers`). Model ↔ brain,
+    when ``model`` is given: the model's states for the first subject's stimuli (images through
+    :func:`otlens.brain.image_states` when ``stimuli.csv`` has an ``image`` column, texts through
+    :func:`pooled_states` otherwise) against that subject's ROIs. Each pair is scored by
+    :func:`hot_scores`, ``model = "<source>><target>"``.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        The :func:`hot_scores` tables with ``experiment="hot-brain"``; None when there is nothing
+        to align (one subject and no ``model``).
+    """
+    subjects = load_brain_data(brain_dir, rois=rois)
+    names = list(subjects)
+    parts = []
+    for a, b in zip(names, names[1:]):
+        xa, xb, _ = shared_layers(subjects[a], subjects[b], rois=rois)
+        df, _ = hot_scores(xa, xb, n_splits=n_splits, seed=seed, model=f"{a}>{b}", progress=progress)
+        parts.append(df.assign(experiment="hot-brain"))
+    if model is not None:
+        stim = load_stimuli(brain_dir).set_index("stimulus_id")
+        subj = subjects[names[0]]
+        ids = [i for i in subj.stimulus_ids.tolist() if i in stim.index]
+        if not ids:
+            raise ValueError(f"`brain_dir` {brain_dir}: stimuli.csv names none of {names[0]}'s stimuli")
+        if "image" in stim:
+            states = image_states(model, list(stim.loc[ids, "image"]), device=None if device == "cpu" else device)
+        else:
+            states = pooled_states(model, list(stim.loc[ids, "text"]), max_length=max_length)
+        df, _ = hot_scores(states, subj.layers(ids, rois), n_splits=n_splits, seed=seed,
+                           model=f"{model}>{names[0]}", progress=progress)
+        parts.append(df.assign(experiment="hot-brain"))
+    return pd.concat(parts, ignore_index=True) if parts else None

@@ -5,11 +5,13 @@ names are re-exported here, so ``otlens.training.train_tiny_gpt``, ``TrainConfig
 rest keep working. This module adds what chapter 5 computes from a run's checkpoints:
 :func:`checkpoint_study` (profiles, entropies, information plane per checkpoint),
 :func:`shape_over_training` and :func:`shape_onset` (when the profile's valley appears),
-:func:`valley_stats` and :func:`information_summary`.
+:func:`valley_stats` and :func:`information_summary`, :func:`entropy_bottlenecks`, and
+:func:`training_observations`, which reads them together into what the chapter reports.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -17,7 +19,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .activations import extract_activations
-from .depth import adjacent_profile, entropy_profile
+from .depth import adjacent_profile, entropy_profile, has_interior_minimum
 from .information import information_plane
 from .tiny_gpt import (
     DEFAULT_CONFIG,
@@ -49,6 +51,9 @@ __all__ = [
     "shape_onset",
     "information_summary",
     "valley_stats",
+    "entropy_bottlenecks",
+    "TrainingObservations",
+    "training_observations",
 ]
 
 
@@ -237,3 +242,181 @@ def information_summary(info: pd.DataFrame, val_loss: pd.Series) -> pd.DataFrame
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "layer"
     return out
+
+
+def entropy_bottlenecks(study: pd.DataFrame, *, margin: float = 0.01) -> pd.DataFrame:
+    """Whether each entropy profile has its minimum strictly inside the depth, per checkpoint.
+
+    ``study`` holds ``experiment == "entropy"`` rows (columns ``metric``, ``step``, ``layer``,
+    ``value``), as :func:`checkpoint_study` returns. Returns a boolean table, one row per step
+    (sorted) and one column per entropy metric: :func:`otlens.depth.has_interior_minimum` of the
+    profile over layers (the mean over any repeated rows of a layer).
+    """
+    needed = {"experiment", "metric", "step", "layer", "value"} - set(study.columns)
+    if needed:
+        raise ValueError(f"`study` lacks the columns {sorted(needed)}")
+    ent = study[study.experiment == "entropy"]
+    if ent.empty:
+        raise ValueError("`study` has no entropy rows (experiment == 'entropy')")
+    curves = ent.groupby(["metric", "step", "layer"]).value.mean()
+    out = {(m, int(step)): has_interior_minimum(c.sort_index(level="layer").to_numpy(), margin=margin)
+           for (m, step), c in curves.groupby(level=["metric", "step"])}
+    table = pd.Series(out).unstack(0).sort_index().astype(bool)
+    table.index.name, table.columns.name = "step", "metric"
+    return table
+
+
+def _first_from(flags: pd.Series) -> int | None:
+    """The first index from which every later value of a boolean series is true (None: never)."""
+    ok = flags.to_numpy(bool)
+    for i in range(len(ok)):
+        if ok[i:].all():
+            return int(flags.index[i])
+    return None
+
+
+@dataclass(frozen=True)
+class TrainingObservations:
+    """What chapter 5 observed in one training run, by :func:`training_observations`.
+
+    Steps are checkpoint steps (None: never). ``val_loss`` is the validation loss by step.
+    """
+
+    val_loss: pd.Series
+    loss_falls: int  #: intervals between consecutive checkpoints over which the validation loss fell
+    half_step: int  #: first checkpoint by which half of the total loss drop is done
+    shape_step: int | None  #: from here on the profile is within half its initial distance to the final shape
+    jump_step: int | None  #: the checkpoint reached by the largest single change of shape
+    u_step: int | None  #: from here on every checkpoint is U-shaped
+    first_share: tuple[float, float]  #: first transition's share of the movement, first and last checkpoint
+    last_share: tuple[float, float]  #: last transition's share, first and last checkpoint
+    edge_ratio: tuple[float, float]  #: edge ratio, first and last checkpoint (nan without an interior)
+    valley_depth: float  #: at the last checkpoint (nan without an interior)
+    bottleneck_from: dict[str, int | None]  #: per entropy metric, first step from which its minimum is inside
+    mi_yz_gain_last: float  #: gain of I(Y; Z) of the last block over training
+    mi_xz_drop: tuple[float, float, int]  #: mean and largest drop of I(X; Z) after its peak, and that layer
+    spearman: dict[int, float]  #: per layer, Spearman(compression ratio, validation loss) across checkpoints
+    sweep: pd.DataFrame = field(default_factory=pd.DataFrame)  #: final shape per model of the depth sweep
+
+    @property
+    def loss_intervals(self) -> int:
+        """Number of intervals between consecutive checkpoints."""
+        return len(self.val_loss) - 1
+
+    @property
+    def loss_monotone(self) -> bool:
+        """True when the validation loss fell over every interval (training time ranks it exactly)."""
+        return self.loss_intervals > 0 and self.loss_falls == self.loss_intervals
+
+    def step_text(self, step: int | None) -> str:
+        """``"step s (validation loss l)"``, or ``"never"``."""
+        return "never" if step is None else f"step {step} (validation loss {self.val_loss.loc[step]:.2f})"
+
+    def texts(self) -> dict[str, str]:
+        """The numbers as the chapter's summary shows them (``glue`` name -> text)."""
+        def num(x: float) -> str:
+            return "n/a" if not np.isfinite(x) else f"{x:.2f}"
+
+        return {
+            "obs_loss_first": f"{self.val_loss.iloc[0]:.2f}",
+            "obs_loss_final": f"{self.val_loss.iloc[-1]:.2f}",
+            "obs_half_step": str(self.half_step),
+            "obs_loss_falls": str(self.loss_falls),
+            "obs_loss_intervals": str(self.loss_intervals),
+            "obs_shape_from": "at no checkpoint" if self.shape_step is None else f"from step {self.shape_step} on",
+            "obs_u_from": "at no checkpoint" if self.u_step is None else f"from step {self.u_step} on",
+            "obs_first_share": f"{self.first_share[0]:.2f} to {self.first_share[1]:.2f}",
+            "obs_last_share": f"{self.last_share[0]:.2f} to {self.last_share[1]:.2f}",
+            "obs_edge_ratio_first": num(self.edge_ratio[0]),
+            "obs_edge_ratio_final": num(self.edge_ratio[1]),
+            "obs_bottleneck": ", ".join(f"{m.replace('_', ' ')} {'never' if s is None else f'from step {s}'}"
+                                        for m, s in self.bottleneck_from.items()),
+            "obs_mi_yz_gain": f"{self.mi_yz_gain_last:.2f}",
+            "obs_mi_xz_drop": f"{self.mi_xz_drop[0]:.2f}",
+        }
+
+    def describe(self) -> str:
+        """Markdown bullets: what the run observed, checkpoint by checkpoint (no verdict)."""
+        v, st = self.val_loss, self.step_text
+        u = ("It is not U-shaped at the last checkpoint" if self.u_step is None
+             else f"It is U-shaped at every checkpoint from {st(self.u_step)} on")
+        sweep = "; ".join(
+            f"{m}: no interior transition" if pd.isna(r.get("valley_depth", np.nan)) else
+            f"{m}: valley depth {r['valley_depth']:.2f}, length {r['valley_length']:.2f}, edge ratio {r['edge_ratio']:.2f}"
+            for m, r in self.sweep.iterrows())
+        lines = [
+            f"- **Loss.** {v.iloc[0]:.2f} → {v.iloc[-1]:.2f} nats per character; half of the drop is done by "
+            f"{st(self.half_step)}.",
+            f"- **OT profile.** Its shape (normalised to sum 1) is within half of its initial distance to the final "
+            f"shape from {st(self.shape_step)} on; the largest single change of shape comes by {st(self.jump_step)}. "
+            f"The first transition's share of the total movement goes from {self.first_share[0]:.2f} to "
+            f"{self.first_share[1]:.2f}, the last one's from {self.last_share[0]:.2f} to {self.last_share[1]:.2f}. "
+            f"{u} (final edge ratio {self.edge_ratio[1]:.2f}, valley depth {self.valley_depth:.2f}).",
+            "- **Entropy minimum inside the depth** (from which checkpoint on): "
+            + ", ".join(f"{m.replace('_', ' ')} {st(s)}" for m, s in self.bottleneck_from.items()) + ".",
+            f"- **Information plane.** I(Y; Z) of the last block rose by {self.mi_yz_gain_last:.2f} nats; "
+            f"I(X; Z) fell after its peak by {self.mi_xz_drop[0]:.2f} nats on average over layers "
+            f"(largest {self.mi_xz_drop[1]:.2f}, layer {self.mi_xz_drop[2]}). "
+            "Spearman correlation of the compression ratio with validation loss across checkpoints, per layer: "
+            + ", ".join(f"layer {layer} {r:.2f}" for layer, r in self.spearman.items())
+            + " (negative: better compression, lower loss).",
+        ]
+        if len(self.sweep):
+            lines.append(f"- **Depth sweep (final checkpoints).** {sweep}.")
+        return "\n".join(lines)
+
+
+def training_observations(val_loss: pd.Series, shapes: pd.DataFrame, bottlenecks: pd.DataFrame,
+                          per_layer: pd.DataFrame, sweep_shapes: pd.DataFrame | None = None) -> TrainingObservations:
+    """Read one run's tables together: loss, shape onset, entropy minimum, information plane, depth sweep.
+
+    Parameters
+    ----------
+    val_loss : pandas.Series
+        Validation loss by checkpoint step (:meth:`TrainingRun.val_loss`), at least two steps.
+    shapes : pandas.DataFrame
+        :func:`shape_over_training` of the run (one model).
+    bottlenecks : pandas.DataFrame
+        :func:`entropy_bottlenecks` of the run.
+    per_layer : pandas.DataFrame
+        :func:`information_summary` of the run.
+    sweep_shapes : pandas.DataFrame, optional
+        :func:`shape_over_training` of the depth sweep; its last checkpoint per model is reported.
+
+    Returns
+    -------
+    TrainingObservations
+    """
+    if not isinstance(val_loss, pd.Series) or len(val_loss) < 2:
+        raise ValueError(f"`val_loss` must be a Series of the validation loss at >= 2 checkpoints; got {val_loss!r}")
+    val = val_loss.sort_index()
+    if not np.isfinite(val.to_numpy(float)).all():
+        raise ValueError("`val_loss` contains NaN or infinite values")
+    if shapes.empty or shapes.model.nunique() != 1:
+        raise ValueError(f"`shapes` must hold one model's shape_over_training rows; got models {sorted(set(shapes.get('model', [])))}")
+    missing = {"mi_yz_gain", "mi_xz_drop_after_peak", "spearman_ratio_vs_loss"} - set(per_layer.columns)
+    if missing or per_layer.empty:
+        raise ValueError(f"`per_layer` must be information_summary(); it lacks {sorted(missing) or 'rows'}")
+    g = shapes.sort_values("step").reset_index(drop=True)
+    onset = shape_onset(g)
+    drop = val.iloc[0] - val.iloc[-1]
+    half_step = int(val.index[((val.iloc[0] - val) >= drop / 2).to_numpy().argmax()])
+    first, last = g.iloc[0], g.iloc[-1]
+    drops = per_layer.mi_xz_drop_after_peak
+    sweep = (pd.DataFrame() if sweep_shapes is None or sweep_shapes.empty
+             else sweep_shapes.sort_values("step").groupby("model", sort=False).last())
+    return TrainingObservations(
+        val_loss=val,
+        loss_falls=int((np.diff(val.to_numpy(float)) < 0).sum()),
+        half_step=half_step,
+        shape_step=onset["shape_step"], jump_step=onset["jump_step"], u_step=onset["u_step"],
+        first_share=(float(first.first_share), float(last.first_share)),
+        last_share=(float(first.last_share), float(last.last_share)),
+        edge_ratio=(float(first.get("edge_ratio", np.nan)), float(last.get("edge_ratio", np.nan))),
+        valley_depth=float(last.get("valley_depth", np.nan)),
+        bottleneck_from={str(m): _first_from(bottlenecks[m]) for m in bottlenecks.columns},
+        mi_yz_gain_last=float(per_layer.mi_yz_gain.iloc[-1]),
+        mi_xz_drop=(float(drops.mean()), float(drops.max()), int(drops.idxmax())),
+        spearman={int(k): float(r) for k, r in per_layer.spearman_ratio_vs_loss.items()},
+        sweep=sweep,
+    )

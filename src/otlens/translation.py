@@ -61,6 +61,9 @@ __all__ = [
     "CrossAttention",
     "cross_attention",
     "cross_attention_study",
+    "split_heldout",
+    "example_pair",
+    "cross_attention_maps",
 ]
 
 #: Special tokens: padding, unknown, begin and end of sequence (ids 0..3).
@@ -257,6 +260,31 @@ class TranslationRun:
     log: pd.DataFrame
     seconds: float
     config: dict
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of trainable weights of the model."""
+        return int(sum(p.numel() for p in self.model.parameters()))
+
+    def texts(self, *, tail: int = 50) -> dict[str, str]:
+        """The run as chapter 3 shows it (``glue`` name -> text).
+
+        ``mt_train_loss`` is the mean training loss of the last ``tail`` steps; ``mt_val_first``
+        and ``mt_val_loss`` the first and last validation loss ("n/a" without validation pairs).
+        """
+        tail = check_int(tail, "tail", minimum=1)
+        c = self.config
+        train = self.log[self.log.metric == "train_loss"].value
+        val = self.log[self.log.metric == "val_loss"].value
+        return {
+            "mt_desc": f"{c['n_layers']}+{c['n_layers']} blocks, width {c['d_model']}, vocabulary {len(self.vocab)}, "
+                       f"{self.n_parameters / 1e6:.2f}M parameters",
+            "mt_seconds": f"{self.seconds:.0f}",
+            "mt_steps": str(c["steps"]),
+            "mt_train_loss": f"{train.tail(tail).mean():.2f}",
+            "mt_val_first": f"{val.iloc[0]:.2f}" if len(val) else "n/a",
+            "mt_val_loss": f"{val.iloc[-1]:.2f}" if len(val) else "n/a",
+        }
 
 
 def _loss(model: TranslationTransformer, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
@@ -491,3 +519,47 @@ def cross_attention_study(run: TranslationRun, pairs: Sequence[Any], *, reg: flo
     ag = ag.groupby(["layer", "method", "metric"], as_index=False).value.mean()
     return ag.assign(experiment="cross_attention_english_french", model="translation-transformer", trained=True,
                      seed=run.config["seed"], method="attention-vs-" + ag.method, n_verses=len(pairs))
+
+
+def split_heldout(pairs: Sequence[Any], n_heldout: int, *, seed: int = 0) -> tuple[list[Any], list[Any]]:
+    """Split verse pairs into training and held-out pairs, ``n_heldout`` drawn at random by ``seed``.
+
+    Both lists keep the input order. Returns ``(train, heldout)``.
+    """
+    pairs = list(pairs)
+    n_heldout = check_int(n_heldout, "n_heldout", minimum=1, maximum=max(len(pairs) - 1, 1))
+    if len(pairs) < 2:
+        raise ValueError(f"`pairs` must hold at least 2 pairs to split; got {len(pairs)}")
+    seed = check_int(seed, "seed", minimum=0)
+    held = set(np.random.default_rng(seed).choice(len(pairs), size=n_heldout, replace=False).tolist())
+    return [p for i, p in enumerate(pairs) if i not in held], [p for i, p in enumerate(pairs) if i in held]
+
+
+def example_pair(pairs: Sequence[Any], *, words: int = 12) -> Any:
+    """The pair whose source verse is closest to ``words`` words long (the first one on ties).
+
+    Used to pick a readable example for a figure: long enough to show an alignment, short
+    enough to read.
+    """
+    words = check_int(words, "words", minimum=1)
+    text = _pairs_text(pairs, "pairs")
+    lengths = [len(s.split()) for s, _ in text]
+    best = min(range(len(text)), key=lambda i: abs(lengths[i] - words))
+    return list(pairs)[best]
+
+
+def cross_attention_maps(run: TranslationRun, pair: Any, *, reg: float = 0.05) -> tuple[dict[str, np.ndarray], CrossAttention]:
+    """Maps for one verse pair: each decoder block's cross-attention (heads averaged), and the
+    exact OT plans between the last block's word states and between the word embeddings.
+
+    Returns ``(maps, cross_attention)``; ``maps`` is ordered for
+    :func:`otlens.plots.plot_alignment_maps` (rows target words, columns source words).
+    """
+    ((s, t),) = _pairs_text([pair], "pair")
+    reg = check_positive(reg, "reg")
+    ca = cross_attention(run, s, t)
+    n_layers = ca.attention.shape[0]
+    maps: dict[str, Any] = {f"cross-attention, block {k}": ca.attention[k].mean(0) for k in range(n_layers)}
+    maps[f"OT plan, states of block {n_layers - 1}"] = word_plans(ca.source, ca.target[-1], reg=reg)["ot-exact"]
+    maps["OT plan, embeddings"] = word_plans(ca.source_embeddings, ca.target_embeddings, reg=reg)["ot-exact"]
+    return maps, ca
