@@ -103,15 +103,7 @@ def test_nifti_masks_and_label_atlas(tmp_path, trials):
 
 def test_two_subjects_align_on_shared_stimuli(tmp_path, rng):
     """Subject ↔ subject HOT runs on the stimuli both saw; a subject against itself is diagonal."""
-    latent = {sid: rng.standard_normal(5) for sid in range(100, 160)}
-    for name, seen in (("subj01", range(100, 160)), ("subj02", range(110, 160))):
-        d = tmp_path / name
-        d.mkdir()
-        sids = np.array(list(seen))
-        np.save(d / "stimulus_ids.npy", sids)
-        mix = np.stack([latent[s] for s in sids])
-        np.save(d / "V1.npy", mix @ rng.standard_normal((5, 7)))
-        np.save(d / "V4.npy", np.tanh(mix) @ rng.standard_normal((5, 9)))
+    _subjects(tmp_path, rng, {"subj01": range(100, 160), "subj02": range(110, 160)})
     (tmp_path / "stimuli.csv").write_text("stimulus_id,image\n100,images/100.png\n")
     data = load_brain_data(tmp_path, rois=["V1", "V4"])
     assert list(data) == ["subj01", "subj02"]

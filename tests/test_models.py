@@ -176,14 +176,7 @@ def test_identity_is_stable_and_distinguishes(minilm):
 
 
 def test_convert_once_is_atomic_and_runs_once(monkeypatch):
-    info = models.ModelInfo("fake", ("pytest",), "BertModel", 1, 4, "MIT", "test double")
-    monkeypatch.setitem(models.MODELS, "fake", info)
-    calls = []
-
-    def build(tmp: Path) -> None:
-        calls.append(tmp)
-        (tmp / "config.json").write_text("{}")
-
+    build, calls = _fake_alias(monkeypatch)
     first = models._convert_once("fake", build)
     second = models._convert_once("fake", build)
     assert first == second and len(calls) == 1

@@ -600,13 +600,10 @@ def compression(df: pd.DataFrame, seed: int = 0) -> Verdict:
         if loss_by_time:
             cs.append(compare(math.nan, math.nan, math.nan, len(data), unit=f"layer {int(layer)}"))
             continue
-        # claim: more compression (a higher ratio), lower loss -> a negative correlation; effect = -rho
-        stat = lambda a: -partial_spearman(a[:, 0], a[:, 1], a[:, 2])  # noqa: E731
-        reps = np.array([stat(data[i]) for i in np.random.default_rng(seed).integers(0, len(data),
-                                                                                      (N_BOOT, len(data)))])
-        reps = reps[np.isfinite(reps)]  # resamples where the partial correlation is undefined carry no information
-        m = stat(data)
-        lo, hi = percentile_ci(reps) if len(reps) >= N_BOOT // 2 else (math.nan, math.nan)
+        # claim: more compression (a higher ratio), lower loss -> a negative correlation; effect = -rho;
+        # resamples where the partial correlation is undefined carry no information
+        m, lo, hi = bootstrap_ci(data, lambda a: -partial_spearman(a[:, 0], a[:, 1], a[:, 2]), n_resamples=N_BOOT,
+                                 seed=seed, min_defined=0.5)
         cs.append(compare(m, lo, hi, len(data), margin=RHO_MARGIN, unit=f"layer {int(layer)}"))
     v, c = all_units(cs)
     if loss_by_time:

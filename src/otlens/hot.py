@@ -20,6 +20,7 @@ import torch
 from ._validation import check_choice, check_int
 from .activations import _check_texts, computation_key, extract_activations
 from .brain import image_states, load_brain_data, load_stimuli, shared_layers
+from . import hot_solver
 from .cache import Cache, make_key
 from .hot_solver import (
     INNER_METHODS,
@@ -41,18 +42,7 @@ from .models import load_model
 from .results import RESULT_COLUMNS
 
 __all__ = [
-    "VARIANTS",
-    "HOTAlignment",
-    "as_layers",
-    "split_stimuli",
-    "correlation_costs",
-    "uniform_ot",
-    "outer_ot",
-    "procrustes",
-    "hot_align",
-    "variant_coupling",
-    "reconstruct",
-    "reconstruction_scores",
+    *hot_solver.__all__,  # re-exported: otlens.hot.X keeps working for the solver's names
     "hot_scores",
     "hot_study",
     "pooled_states",

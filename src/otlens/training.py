@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .activations import extract_activations
 from .depth import adjacent_profile, entropy_profile, has_interior_minimum
+from . import tiny_gpt
 from .information import information_plane
 from .tiny_gpt import (
     DEFAULT_CONFIG,
@@ -36,16 +37,7 @@ from .tiny_gpt import (
 )
 
 __all__ = [
-    "TrainConfig",
-    "DEFAULT_CONFIG",
-    "TrainingRun",
-    "checkpoint_steps",
-    "train_tiny_gpt",
-    "build_tokenizer",
-    "parse_spec",
-    "resolve_spec",
-    "heldout_texts",
-    "checkpoint_hashes",
+    *tiny_gpt.__all__,  # re-exported: otlens.training.X keeps working for the trainer's names
     "checkpoint_study",
     "shape_over_training",
     "shape_onset",

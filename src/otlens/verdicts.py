@@ -149,11 +149,15 @@ def mean_ci(x: Any, *, level: float = 0.95) -> tuple[float, float, float]:
 
 
 def bootstrap_ci(units: Any, statistic: Callable[[np.ndarray], float] = np.mean, *, n_resamples: int = 2000,
-                 level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+                 level: float = 0.95, seed: int = 0,
+                 min_defined: float | None = None) -> tuple[float, float, float]:
     """``statistic`` of the units and its percentile bootstrap interval (units resampled with replacement).
 
     ``units`` is an array whose first axis indexes the units (texts, verses); ``statistic`` takes
-    such an array (for example the rows of per-verse counts) and returns a number.
+    such an array (for example the rows of per-verse counts) and returns a number. By default a
+    non-finite replicate is an error; with ``min_defined`` (a fraction), resamples where the
+    statistic is undefined (``nan``) are dropped, and the interval is ``nan`` when fewer than that
+    fraction of them are left.
     """
     a = np.asarray(units, dtype=float)
     if a.shape[0] == 0:
@@ -164,6 +168,10 @@ def bootstrap_ci(units: Any, statistic: Callable[[np.ndarray], float] = np.mean,
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, a.shape[0], size=(n_resamples, a.shape[0]))
     reps = np.array([statistic(a[i]) for i in idx], dtype=float)
+    if min_defined is not None:
+        reps = reps[np.isfinite(reps)]
+        if len(reps) < min_defined * n_resamples:
+            return est, math.nan, math.nan
     lo, hi = percentile_ci(reps, level=level)
     return est, lo, hi
 
