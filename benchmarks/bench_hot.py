@@ -16,7 +16,7 @@ import torch
 
 import otlens
 from otlens.config import cache_dir
-from otlens.transport import sq_euclidean_cost
+from otlens.ot import sq_euclidean_cost
 
 from bench_sinkhorn import MAX_ITER, TOL, references
 from common import finish, otlens_reference, rel_error, timed

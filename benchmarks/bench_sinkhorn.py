@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 import otlens
-from otlens.transport import sq_euclidean_cost
+from otlens.ot import sq_euclidean_cost
 
 from common import (
     finish,

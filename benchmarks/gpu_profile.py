@@ -14,8 +14,8 @@ import time
 
 import torch
 
-import otlens.transport as T
-from otlens.transport import sinkhorn
+import otlens.ot.entropic as T
+from otlens.ot import sinkhorn
 
 
 def timed(fn, sync=True):

@@ -22,7 +22,7 @@ from otlens.attention_ot import (
     sorting_summary,
     transformer_sort,
 )
-from otlens.transport import sinkhorn
+from otlens.ot import sinkhorn
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

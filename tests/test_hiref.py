@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from otlens.hiref import HiRefResult, hiref, hiref_schedule
-from otlens.transport import OTResult, exact_ot
+from otlens.ot.refinement import HiRefResult, hiref, hiref_schedule
+from otlens.ot import OTResult, exact_ot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -133,7 +133,7 @@ def test_token_cloud_like_pairs_are_kept_together(rng):
 
 
 def test_polishing_windows_partition_the_pairs(rng):
-    from otlens.hiref import _polish_windows
+    from otlens.ot.refinement import _polish_windows
 
     n = 1001
     x, y = torch.as_tensor(rng.normal(size=(n, 40))), torch.as_tensor(rng.normal(size=(n, 40)))
@@ -204,8 +204,8 @@ def test_euclidean_cost_close_to_exact_ot_with_coarse_splits(rng):
     assert exact <= polished * (1 + 1e-9) and polished <= coarse + 1e-12
 
 
-def test_depth_profile_lives_in_the_scale_study_and_the_old_path_warns():
-    from otlens import hiref as hiref_mod
+def test_depth_profile_lives_in_the_scale_study():
+    import otlens.ot.refinement as solver_module
     from otlens.scale import hiref_depth_profile
 
     states = torch.randn(3, 96, 8, generator=torch.Generator().manual_seed(0))
@@ -213,5 +213,4 @@ def test_depth_profile_lives_in_the_scale_study_and_the_old_path_warns():
     assert set(profile.method) == {"hiref", "exact", "sinkhorn"} and len(profile) == 6
     hr = profile[profile.method == "hiref"]
     assert (hr.gap_to_exact >= -1e-9).all()  # a bijection costs at least the exact optimum
-    with pytest.warns(DeprecationWarning, match="otlens.scale"):
-        assert hiref_mod.hiref_depth_profile is hiref_depth_profile
+    assert not hasattr(solver_module, "hiref_depth_profile")  # the solver holds no study

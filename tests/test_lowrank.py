@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from otlens.lowrank import FRLCResult, cost_factors, frlc
-from otlens.transport import OTResult, exact_ot, sq_euclidean_cost
+from otlens.ot.lowrank import FRLCResult, cost_factors, frlc
+from otlens.ot import OTResult, exact_ot, sq_euclidean_cost
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

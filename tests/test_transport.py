@@ -1,4 +1,4 @@
-"""Tests for otlens.transport: agreement with POT, marginals, batching, the debiased divergence,
+"""Tests for otlens.ot: agreement with POT, marginals, batching, the debiased divergence,
 exact OT, validation and convergence reporting.
 
 Clouds are drawn in the unit cube so that costs are O(1) and ``reg = 0.01`` converges in a
@@ -16,7 +16,7 @@ import torch
 from numpy.testing import assert_allclose
 
 from otlens.exceptions import ConvergenceWarning
-from otlens.transport import (
+from otlens.ot import (
     METHODS,
     OTResult,
     exact_ot,
@@ -332,7 +332,7 @@ def test_chunked_divergence_equals_dense(rng):
 
 def test_large_problems_are_chunked_and_stacks_grouped(rng, monkeypatch):
     """Above DENSE_BYTES a problem is chunked (no plan available); stacks are cut into groups."""
-    import otlens.transport as T
+    import otlens.ot.entropic as T
 
     X, Y = rng.uniform(size=(3, 40, 2)), rng.uniform(size=(3, 30, 2))
     kw = dict(reg=0.05, tol=1e-9, max_iter=20_000)
@@ -459,8 +459,8 @@ def test_solve_unknown_method_lists_choices(rng):
 
 
 @pytest.mark.parametrize("method,module,name,kw", [
-    ("frlc", "otlens.lowrank", "frlc", dict(rank=4)),
-    ("hiref", "otlens.hiref", "hiref", dict()),
+    ("frlc", "otlens.ot.dispatch", "frlc", dict(rank=4)),
+    ("hiref", "otlens.ot.dispatch", "hiref", dict()),
 ])
 def test_solve_dispatches_to_scalable_solvers(rng, monkeypatch, method, module, name, kw):
     """``solve`` looks #5's solvers up in their modules when called and hands them the clouds and every keyword."""

@@ -11,7 +11,7 @@ Anderson, warm starts, modes, chunking and ``max_iter``):
 
 Then one regression test per reproduction of issue #15, scenarios ported (in our own words)
 from POT's ``test/test_bregman.py`` and OTT-JAX's Sinkhorn tests, the gradients, and the
-POT-compatible module ``otlens.pot``.
+POT-compatible module ``otlens.ot.pot``.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 import otlens
-import otlens.pot as otp
+import otlens.ot.pot as otp
 from otlens.exceptions import ConvergenceWarning
-from otlens.transport import exact_ot, sinkhorn, sinkhorn_divergence, sq_euclidean_cost
+from otlens.ot import exact_ot, sinkhorn, sinkhorn_divergence, sq_euclidean_cost
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -187,7 +187,7 @@ def test_tiny_reg_divergence_and_float32_unit_clouds_are_honest():
 def test_returned_potentials_are_balanced_in_their_gauge():
     """The plan depends on f + g only; the returned pair splits the magnitude evenly, so neither
     potential is rounded on a coarser float32 grid than it needs (the plan is unchanged)."""
-    from otlens.transport import _balance_gauge
+    from otlens.ot.entropic import _balance_gauge
 
     rng = np.random.default_rng(3)
     f = torch.tensor(rng.uniform(-0.35, 0.44, size=(2, 50)))

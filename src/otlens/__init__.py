@@ -24,7 +24,7 @@ from .exceptions import ConvergenceWarning
 from .hot import HOTAlignment, hot_align, hot_scores, pair_study, reconstruct, reconstruction_scores
 from .models import LoadedModel, MissingModelPackageError, ModelInfo, MODELS, list_models, load_model, untrained
 from .results import RESULT_COLUMNS, load_results, save_results
-from .transport import OTResult, exact_ot, sinkhorn, sinkhorn_divergence, solve
+from .ot import FRLCResult, HiRefResult, OTResult, exact_ot, frlc, hiref, sinkhorn, sinkhorn_divergence, solve
 from .information import binned_mi, discrete_mi, information_plane, probe_mi
 from .training import TrainConfig, TrainingRun, train_tiny_gpt
 from .reproduction import describe_reproduction, reproduction_table
@@ -43,7 +43,7 @@ __all__ = [
     "HOTAlignment", "hot_align", "hot_scores", "pair_study", "reconstruct", "reconstruction_scores",
     "LoadedModel", "MissingModelPackageError", "ModelInfo", "MODELS", "list_models", "load_model", "untrained",
     "RESULT_COLUMNS", "load_results", "save_results",
-    "OTResult", "exact_ot", "sinkhorn", "sinkhorn_divergence", "solve",
+    "OTResult", "HiRefResult", "FRLCResult", "exact_ot", "sinkhorn", "sinkhorn_divergence", "frlc", "hiref", "solve",
     "binned_mi", "discrete_mi", "information_plane", "probe_mi", "TrainConfig", "TrainingRun", "train_tiny_gpt",
     "describe_reproduction", "reproduction_table", "Verdict", "describe_chapter", "judge",
 ]

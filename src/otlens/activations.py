@@ -142,7 +142,7 @@ class Activations:
 # Validation and cache keys
 
 
-def _check_texts(texts: Any) -> list[str]:
+def check_texts(texts: Any) -> list[str]:
     if isinstance(texts, str) or not isinstance(texts, Sequence):
         raise ValueError(f"`texts` must be a list of strings; got {type(texts).__name__}")
     if len(texts) == 0:
@@ -230,7 +230,7 @@ def cache_key(
     :attr:`~otlens.models.LoadedModel.identity`, ``max_length``, ``batch_size``,
     ``special_tokens``, the device and the torch/transformers versions.
     """
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     fields = computation_key(model, max_length=max_length, batch_size=batch_size, special_tokens=special_tokens,
                              device=device, trained=trained, seed=seed)
     return make_key({"cache": "activations", "cache_version": CACHE_VERSION, "texts": texts, **fields})
@@ -441,7 +441,7 @@ def extract_activations(
     >>> acts.states.shape  # doctest: +SKIP
     torch.Size([7, 8, 384])
     """
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     max_length = check_int(max_length, "max_length", minimum=2)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     _check_model(model, trained, seed)

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ._validation import check_choice, check_int, check_positive
 from .activations import _find_blocks, _ResidualRecorder
-from .transport import exact_ot, sinkhorn
+from .ot import solve
 
 __all__ = [
     "RULES",
@@ -312,8 +312,8 @@ def word_plans(source: torch.Tensor, target: torch.Tensor, *, reg: float = 0.05)
     """
     reg = check_positive(reg, "reg")
     x, y = _unit(source.double()), _unit(target.double())
-    exact = exact_ot(x, y, return_plan=True, warn=False).plan.numpy()
-    ent = sinkhorn(x, y, reg=reg, return_plan=True, warn=False, max_iter=5000).plan.numpy()
+    exact = solve(x, y, method="exact", return_plan=True, warn=False).plan.numpy()
+    ent = solve(x, y, method="sinkhorn", reg=reg, return_plan=True, warn=False, max_iter=5000).plan.numpy()
     return {"ot-exact": exact, "ot-entropic": ent, "cosine": (1.0 + (x @ y.T)).numpy()}
 
 

@@ -61,7 +61,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._validation import as_points, check_choice, check_int, check_positive, check_probability
-from .transport import sinkhorn
+from .ot import solve
 
 __all__ = [
     "DualOTTransformer",
@@ -448,8 +448,8 @@ def sorting_study(lengths: Any, depths: Any, *, reg: float = 0.01, seeds: Any = 
         values = _random_list(n, np.random.default_rng(seed), lists)
         x, y = sort_prompt(values)
         rank = np.argsort(np.argsort(values))
-        ref = sinkhorn(x, y, reg=reg, tol=1e-9, max_iter=5_000, return_plan=True, warn=False,
-                       dtype=torch.float64).plan
+        ref = solve(x, y, method="sinkhorn", reg=reg, tol=1e-9, max_iter=5_000, return_plan=True, warn=False,
+                    dtype=torch.float64).plan
         runs = {
             "transformer": model.solve(x, y, depth=max(depths), record=depths).history,
             "transformer-no-sink": model.solve(x, y, depth=max(depths), record=depths, prompt="no-sink").history,

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from ._validation import as_stack, check_choice, check_int, check_positive
 from .activations import extract_activations
 from .entropy import _renyi_batched, _spectrum_entropy, dataset_entropy, norm_entropy, prompt_entropy
-from .transport import exact_ot, sinkhorn, sinkhorn_divergence
+from .ot import solve
 
 __all__ = [
     "ProfileMethod",
@@ -49,6 +49,7 @@ __all__ = [
     "get_method",
     "pca_project",
     "prepare_transition",
+    "sample_tokens",
     "adjacent_profile",
     "pairwise_layer_ot",
     "entropy_profile",
@@ -168,10 +169,10 @@ PROFILE_SOLVER = dict(tol=1e-4, max_iter=1000)
 
 def _solve(x: torch.Tensor, y: torch.Tensor, method: ProfileMethod, device: Any, solver_kw: dict):
     if method.estimator == "exact":
-        return exact_ot(x, y, warn=False)
-    fn = sinkhorn if method.estimator == "sinkhorn" else sinkhorn_divergence
+        return solve(x, y, method="exact", warn=False)
     kw = {**PROFILE_SOLVER, **solver_kw}
-    return fn(x, y, reg=method.reg, relative_reg=method.relative_reg, device=device, warn=False, **kw)
+    return solve(x, y, method=method.estimator, reg=method.reg, relative_reg=method.relative_reg, device=device,
+                 warn=False, **kw)
 
 
 def _batch_size(batch_size: int | None, device: Any) -> int:
@@ -194,7 +195,12 @@ def _row_converged(res, j: int, method: ProfileMethod, solver_kw: dict) -> bool:
     return bool(float(res.marginal_error[j]) < tol)
 
 
-def _sample(n_tokens: int, n_samples: int, seed: int) -> torch.Tensor:
+def sample_tokens(n_tokens: int, n_samples: int, seed: int) -> torch.Tensor:
+    """Indices ``[min(n_samples, n_tokens)]`` of a seeded sample of tokens without replacement, sorted.
+
+    The one token sampler of the depth profiles (chapter 1) and of the scale study (chapter 4):
+    the same ``seed`` draws the same tokens for every transition of a profile.
+    """
     g = torch.Generator().manual_seed(int(seed))
     n = min(n_samples, n_tokens)
     return torch.randperm(n_tokens, generator=g)[:n].sort().values
@@ -266,7 +272,7 @@ def adjacent_profile(
     # PCA and normalisation do not depend on the token sample: prepare each transition once
     clouds = {s: prepare_transition(states, s, None, m) for s in sources}  # s -> ([n_tokens, k], [n_tokens, k])
     for seed in seeds:
-        idx = _sample(n_tokens, n_samples, seed)
+        idx = sample_tokens(n_tokens, n_samples, seed)
         for start in range(0, len(sources), batch_size):
             chunk = sources[start : start + batch_size]
             x = torch.stack([clouds[s][0][idx] for s in chunk])  # [b, n, k]
@@ -303,7 +309,7 @@ def pairwise_layer_ot(
     m = get_method(method)
     states, _ = _as_states(acts)
     n = states.shape[0]
-    idx = _sample(states.shape[1], check_int(n_samples, "n_samples", minimum=2), seed)
+    idx = sample_tokens(states.shape[1], check_int(n_samples, "n_samples", minimum=2), seed)
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
     batch_size = _batch_size(batch_size, device)
     out = np.zeros((n, n))

@@ -1,7 +1,7 @@
 r"""Chapter 2's study: hierarchical OT between language models (and a brain), scored on held-out stimuli.
 
 The method itself (inner and outer OT, HOT+R, reconstruction, the baselines) is the solver
-:mod:`otlens.hot_solver`; its names are re-exported here, so ``otlens.hot.hot_align`` and
+:mod:`otlens.ot.hot`; its names are re-exported here, so ``otlens.hot.hot_align`` and
 ``from otlens.hot import reconstruct`` keep working. This module adds what the chapter runs:
 held-out scores over random splits (:func:`hot_scores`), pooled stimulus features of named
 systems (:func:`pooled_states`, :func:`system_features`), ``"source>target"`` model pairs
@@ -18,15 +18,15 @@ import pandas as pd
 import torch
 
 from ._validation import check_choice, check_int
-from .activations import _check_texts, computation_key, extract_activations
+from .activations import check_texts, computation_key, extract_activations
 from .brain import image_states, load_brain_data, load_stimuli, shared_layers
-from . import hot_solver
+from .ot import hot as hot_solver
 from .cache import Cache, make_key
-from .hot_solver import (
+from .ot.hot import (
     INNER_METHODS,
     VARIANTS,
     HOTAlignment,
-    _check_pair,
+    check_pair,
     as_layers,
     correlation_costs,
     hot_align,
@@ -90,7 +90,7 @@ def hot_scores(
     from tqdm.auto import tqdm
 
     src, tgt = as_layers(source, "source"), as_layers(target, "target")
-    n_stim = _check_pair(src, tgt)
+    n_stim = check_pair(src, tgt)
     n_splits = check_int(n_splits, "n_splits", minimum=1)
     for v in variants:
         check_choice(v, "variants", VARIANTS)
@@ -154,7 +154,7 @@ def pooled_states(
     """
     from tqdm.auto import tqdm
 
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     chunk = check_int(chunk, "chunk", minimum=1)
 
     def compute() -> torch.Tensor:
@@ -181,7 +181,7 @@ POOLED_CACHE_VERSION = 2
 def pooled_key(model: str, texts: Sequence[str], *, max_length: int = 64, batch_size: int = 16, chunk: int = 64,
                trained: bool = True, seed: int = 0, device: Any = None) -> str:
     """The sha256 naming :func:`pooled_states`' cache entry for these arguments."""
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     fields = computation_key(model, max_length=max_length, batch_size=batch_size, special_tokens=False,
                              device=device, trained=trained, seed=seed)
     return make_key({"cache": "pooled", "cache_version": POOLED_CACHE_VERSION, "texts": texts,

@@ -1,9 +1,8 @@
 r"""Chapter 4's study: optimal transport at scale, between the adjacent layers of one model.
 
 :func:`hiref_depth_profile` runs the solvers side by side on token clouds of growing size:
-Hierarchical Refinement (:func:`otlens.hiref.hiref`) at every size, exact OT and Sinkhorn
-(:mod:`otlens.transport`) where they fit. (Until this module it lived in :mod:`otlens.hiref`;
-the old path still works, with a DeprecationWarning, for one release.)
+Hierarchical Refinement (:func:`otlens.ot.hiref`) at every size, exact OT and Sinkhorn
+(:mod:`otlens.ot`) where they fit, all through :func:`otlens.ot.solve`.
 """
 
 from __future__ import annotations
@@ -15,9 +14,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .depth import _sample, get_method, prepare_transition
-from .hiref import hiref
-from .transport import exact_ot, sinkhorn
+from .depth import sample_tokens, get_method, prepare_transition
+from .ot import solve
 
 __all__ = ["hiref_depth_profile"]
 
@@ -53,17 +51,17 @@ def hiref_depth_profile(
     for n, s, layer in tqdm(jobs, desc="transitions", disable=not progress, leave=False):
         if n > n_tokens:
             raise ValueError(f"`sizes` asks for {n} tokens; the states hold {n_tokens}")
-        x, y = prepare_transition(states, layer, _sample(n_tokens, n, s), method)
+        x, y = prepare_transition(states, layer, sample_tokens(n_tokens, n, s), method)
         found = {}
         t = time.perf_counter()
-        found["hiref"] = (float(hiref(x, y, seed=s, device=device, progress=False, warn=False).cost),
+        found["hiref"] = (float(solve(x, y, method="hiref", seed=s, device=device, progress=False, warn=False).cost),
                           time.perf_counter() - t)
         if n <= exact_max:
             t = time.perf_counter()
-            found["exact"] = (float(exact_ot(x, y, warn=False).cost), time.perf_counter() - t)
+            found["exact"] = (float(solve(x, y, method="exact", warn=False).cost), time.perf_counter() - t)
         if n <= sinkhorn_max:
             t = time.perf_counter()
-            r = sinkhorn(x, y, reg=reg, relative_reg=True, tol=1e-4, max_iter=2000, device=device, warn=False)
+            r = solve(x, y, method="sinkhorn", reg=reg, relative_reg=True, tol=1e-4, max_iter=2000, device=device, warn=False)
             found["sinkhorn"] = (float(r.cost), time.perf_counter() - t)
         exact = found.get("exact", (None,))[0]
         for m, (value, secs) in found.items():

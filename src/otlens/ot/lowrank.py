@@ -49,9 +49,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validation import as_points, check_choice, check_int, check_positive, check_probability
-from .exceptions import ConvergenceWarning
-from .ot_result import OTResult
+from .._validation import as_points, check_choice, check_int, check_positive, check_probability
+from ..exceptions import ConvergenceWarning
+from .result import OTResult
 
 __all__ = ["FRLCResult", "frlc", "cost_factors", "COSTS"]
 
@@ -61,7 +61,7 @@ COSTS = ("sqeuclidean",)
 
 @dataclass(frozen=True)
 class FRLCResult(OTResult):
-    """:class:`~otlens.transport.OTResult` of :func:`frlc`, plus the factors.
+    """:class:`~otlens.ot.OTResult` of :func:`frlc`, plus the factors.
 
     The coupling is ``Q @ diag(1 / g_Q) @ T @ diag(1 / g_R) @ R.T`` (see :meth:`plan_matrix`).
 

@@ -47,89 +47,19 @@ import math
 import warnings
 from typing import Any
 
-import numpy as np
 import torch
 
-from ._validation import as_stack, check_choice, check_int, check_positive, check_probability
-from .exceptions import ConvergenceWarning
-from . import hiref as _hiref, lowrank as _lowrank
-from .ot_result import OTResult
+from .._validation import check_choice, check_int, check_positive
+from ..exceptions import ConvergenceWarning
+from ._inputs import prepare, sq_euclidean_cost, unbatch
+from .result import OTResult
 
 __all__ = [
-    "OTResult",
-    "sq_euclidean_cost",
     "sinkhorn",
     "sinkhorn_divergence",
-    "exact_ot",
-    "solve",
-    "METHODS",
     "DENSE_BYTES",
     "CHUNK_BYTES",
 ]
-
-METHODS = ("sinkhorn", "exact", "divergence", "frlc", "hiref")
-
-
-# --------------------------------------------------------------------------- validation
-_HALF = (torch.float16, torch.bfloat16)
-
-
-def _compute_dtype(t: Any, dtype) -> torch.dtype | None:
-    """The dtype to compute in: ``dtype`` if given (float32 or float64), else the input's; half
-    precision is computed in float32 (its range cannot hold the potentials or ``C / reg``)."""
-    if dtype is not None:
-        if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"`dtype` must be torch.float32 or torch.float64; got {dtype} (half-precision inputs "
-                             "are accepted and computed in float32)")
-        return dtype
-    d = getattr(t, "dtype", None)
-    return torch.float32 if d in _HALF or d == np.float16 else None
-
-
-def _prepare(x: Any, y: Any, a: Any, b: Any, dtype, device, cost: Any = None) -> tuple:
-    """Validate and convert inputs; return ``(x, y, C, a, b, batched)``.
-
-    Either two clouds ``x``, ``y`` (``C`` is None) or a cost matrix ``cost`` (``x``, ``y`` are None).
-    Tensors keep their autograd history (the solvers detach them and attach gradients after).
-    """
-    if cost is not None:
-        if x is not None or y is not None:
-            raise ValueError("pass either the clouds `x` and `y` or a cost matrix `cost`, not both")
-        batched = getattr(cost, "ndim", np.ndim(cost)) == 3
-        C = as_stack(cost, "cost", dtype=_compute_dtype(cost, dtype), device=device)
-        B, n, m = C.shape
-        return None, None, C, _weights(a, "a", B, n, C), _weights(b, "b", B, m, C), batched
-    if x is None or y is None:
-        raise ValueError("pass the clouds `x` and `y` (or a cost matrix `cost=`)")
-    batched = getattr(x, "ndim", np.ndim(x)) == 3
-    x = as_stack(x, "x", dtype=_compute_dtype(x, dtype), device=device)
-    y = as_stack(y, "y", dtype=x.dtype, device=x.device)
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"`x` and `y` must hold the same number of problems; got {x.shape[0]} and {y.shape[0]}")
-    if x.shape[2] != y.shape[2]:
-        raise ValueError(
-            f"`y` must have the same dimension as `x` (d={x.shape[2]}); got d={y.shape[2]} "
-            f"(shapes {tuple(x.shape)} and {tuple(y.shape)})"
-        )
-    B, n, m = x.shape[0], x.shape[1], y.shape[1]
-    a = _weights(a, "a", B, n, x)
-    b = _weights(b, "b", B, m, x)
-    return x, y, None, a, b, batched
-
-
-def _weights(w: Any, name: str, B: int, n: int, like: torch.Tensor) -> torch.Tensor:
-    if w is None or (w.numel() if isinstance(w, torch.Tensor) else np.size(w)) == 0:  # POT's convention: [] is uniform
-        return torch.full((B, n), 1.0 / n, dtype=like.dtype, device=like.device)
-    w = w if isinstance(w, torch.Tensor) else torch.as_tensor(np.asarray(w))
-    # check the sum at the precision the weights were given in, then convert
-    tol = 1e-5 if w.dtype in (torch.float32, torch.float16, torch.bfloat16) or like.dtype == torch.float32 else 1e-8
-    w = w.to(like)
-    if w.ndim == 1:
-        w = w.expand(B, -1)
-    if w.ndim != 2 or w.shape[0] != B:
-        raise ValueError(f"`{name}` must have shape ({n},) or ({B}, {n}); got {tuple(w.shape)}")
-    return check_probability(w, name, n, tol=tol)
-
 
 def _default_tol(dtype: torch.dtype) -> float:
     return 1e-5 if dtype in (torch.float32, torch.float16, torch.bfloat16) else 1e-6
@@ -146,20 +76,7 @@ def _check_scale(cmax: torch.Tensor, eps: torch.Tensor, dtype: torch.dtype) -> N
 
 
 # --------------------------------------------------------------------------- cost
-def sq_euclidean_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean cost ``[B, n, m]`` between stacks ``[B, n, d]`` and ``[B, m, d]``.
 
-    One batched GEMM; both clouds are first centred on their joint mean (the cost is
-    translation invariant), which limits cancellation in float32.
-    """
-    centre = torch.cat([x, y], dim=1).mean(dim=1, keepdim=True)  # [B, 1, d]
-    x, y = x - centre, y - centre
-    x2 = (x * x).sum(-1, keepdim=True)  # [B, n, 1]
-    y2 = (y * y).sum(-1).unsqueeze(1)  # [B, 1, m]
-    return torch.baddbmm(x2 + y2, x, y.transpose(1, 2), alpha=-2.0).clamp_min_(0.0)
-
-
-# --------------------------------------------------------------------------- sinkhorn
 def _eps_schedule(cmax: torch.Tensor, reg: torch.Tensor, ratio: float | None) -> list[tuple]:
     """Geometric schedules from each problem's cost scale down to its ``reg``: ``[(eps [B], frozen [B] or None)]``.
 
@@ -856,12 +773,12 @@ def sinkhorn(
     --------
     sinkhorn_divergence : the debiased divergence :math:`S_\varepsilon`.
     exact_ot : unregularised OT (network simplex).
-    otlens.pot.sinkhorn2 : the same solver behind POT's argument names.
+    otlens.ot.pot.sinkhorn2 : the same solver behind POT's argument names.
 
     Examples
     --------
     >>> import torch
-    >>> from otlens.transport import sinkhorn
+    >>> from otlens.ot import sinkhorn
     >>> x = torch.tensor([[0.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
     >>> r = sinkhorn(x, x + torch.tensor([0.0, 1.0], dtype=torch.float64), reg=0.01)
     >>> round(float(r.cost), 4), r.converged
@@ -869,7 +786,7 @@ def sinkhorn(
     """
     reg = check_positive(reg, "reg")
     opts = _solver_options(max_iter, tol, eps_scaling, stage_iter, mode, chunk_size, anderson)
-    x, y, C, a, b, batched = _prepare(x, y, a, b, dtype, device, cost)
+    x, y, C, a, b, batched = prepare(x, y, a, b, dtype, device, cost)
     grad = _needs_grad(x, y, C, a, b)
     like = C if x is None else x
     init = _init_potentials(init, like.shape[0], like.shape[1], b.shape[1], like)
@@ -879,7 +796,7 @@ def sinkhorn(
     if grad:
         _attach_gradients(r, x, y, C, a, b, reg if relative_reg else None)
     converged = _check_converged(r, opts["tol"], warn, "Sinkhorn")
-    out = _unbatch(batched)
+    out = unbatch(batched)
     return OTResult(
         cost=out(r["cost"]),
         objective=out(r["objective"]),
@@ -905,11 +822,6 @@ def _solver_options(max_iter, tol, eps_scaling, stage_iter, mode="auto", chunk_s
         stage_iter=check_int(stage_iter, "stage_iter", minimum=0),
         mode=check_choice(mode, "mode", ("auto", "log")),
     )
-
-
-def _unbatch(batched: bool):
-    """Return a function that drops the batch axis when the caller passed single clouds."""
-    return (lambda t: t) if batched else (lambda t: t[0])
 
 
 def _needs_grad(*ts) -> bool:
@@ -1114,7 +1026,7 @@ def sinkhorn_divergence(
     """
     reg = check_positive(reg, "reg")
     opts = _solver_options(max_iter, tol, eps_scaling, stage_iter, mode, chunk_size, anderson)
-    xs, ys, _, a_, b_, batched = _prepare(x, y, a, b, dtype, device)
+    xs, ys, _, a_, b_, batched = prepare(x, y, a, b, dtype, device)
     grad = _needs_grad(xs, ys, a_, b_)
     with torch.no_grad():
         xd, yd, ad, bd = _detach(xs, ys, a_, b_)
@@ -1135,7 +1047,7 @@ def sinkhorn_divergence(
         n_iter=max(t["n_iter"] for t in terms), tol=xy["tol"],
     )
     converged = _check_converged(merged, opts["tol"], warn, "Sinkhorn divergence")
-    out = _unbatch(batched)
+    out = unbatch(batched)
     return OTResult(
         cost=out(s), objective=out(s), n_iter=merged["n_iter"], converged=converged,
         marginal_error=out(merged["err"]), method="divergence", reg=out(xy["eps"]),
@@ -1152,91 +1064,3 @@ def _attach_self_gradient(r: dict, p: torch.Tensor, w: torch.Tensor, live_eps: t
         L = (f[:, :, None] + f[:, None, :] - Cd) / eps[:, None, None]
         obj = obj + torch.nan_to_num(P * L).sum(dim=(1, 2)) * (live_eps - eps)
     r["objective"] = obj
-
-
-def exact_ot(x: Any = None, y: Any = None, *, cost: Any = None, a: Any = None, b: Any = None,
-             max_iter: int = 1_000_000, return_plan: bool = False, warn: bool = True) -> OTResult:
-    """Exact (unregularised) OT cost with POT's network simplex (``ot.emd``), in float64.
-
-    Meant for small clouds (a few thousand points): the plan is dense ``n × m``. Takes two
-    clouds ``x``, ``y`` (squared Euclidean cost) or a cost matrix ``cost`` (``[n, m]`` or
-    ``[B, n, m]``). ``converged`` is False, with a :class:`~otlens.exceptions.ConvergenceWarning`
-    unless ``warn=False``, when the simplex stopped at ``max_iter`` before optimality (POT's own
-    warning is not passed on). ``marginal_error`` is the sum of both marginals' L1 errors.
-
-    See Also
-    --------
-    sinkhorn : entropic OT, batched, on any device.
-    """
-    import ot  # POT; imported here to keep `import otlens` light
-
-    max_iter = check_int(max_iter, "max_iter", minimum=1)
-    xs, ys, C, a_, b_, batched = _prepare(x, y, a, b, torch.float64, "cpu", cost)
-    C = (sq_euclidean_cost(xs, ys) if C is None else C).detach()
-    a_, b_ = a_.detach(), b_.detach()
-    costs, plans, errs, ok = [], [], [], True
-    for k in range(C.shape[0]):
-        M, ak, bk = C[k].numpy(), a_[k].numpy(), b_[k].numpy()
-        with warnings.catch_warnings():  # POT's "numItermax reached" is reported below, our way
-            warnings.simplefilter("ignore", UserWarning)
-            P, log = ot.emd(ak, bk, M, numItermax=max_iter, log=True)
-        ok = ok and log.get("warning") is None
-        costs.append(float((P * M).sum()))
-        errs.append(float(np.abs(P.sum(1) - ak).sum() + np.abs(P.sum(0) - bk).sum()))
-        plans.append(torch.from_numpy(P))
-    if warn and not ok:
-        warnings.warn("exact OT stopped before optimality; increase `max_iter`.", ConvergenceWarning, stacklevel=2)
-    cost_t = torch.tensor(costs, dtype=torch.float64)
-    out = _unbatch(batched)
-    return OTResult(
-        cost=out(cost_t),
-        objective=out(cost_t),
-        n_iter=0,
-        converged=ok,
-        marginal_error=out(torch.tensor(errs, dtype=torch.float64)),
-        method="exact",
-        plan=out(torch.stack(plans)) if return_plan else None,
-    )
-
-
-def _solvers() -> dict:
-    """``method`` name -> solver function (the scalable ones looked up in their modules at call time)."""
-    return {"sinkhorn": sinkhorn, "divergence": sinkhorn_divergence, "exact": exact_ot, "frlc": _lowrank.frlc,
-            "hiref": _hiref.hiref}
-
-
-def solve(x: Any = None, y: Any = None, *, method: str = "sinkhorn", **kwargs) -> OTResult:
-    """Solve OT between point clouds with the solver named by ``method``; one result type.
-
-    ============== ========================================================================
-    ``method``     solver
-    ============== ========================================================================
-    ``sinkhorn``   :func:`sinkhorn`: batched entropic OT (``reg`` required; or ``cost=``)
-    ``divergence`` :func:`sinkhorn_divergence`: debiased :math:`S_\\varepsilon`
-    ``exact``      :func:`exact_ot`: POT's network simplex (takes no ``reg``; or ``cost=``)
-    ``frlc``       :func:`otlens.lowrank.frlc`: low-rank OT (``rank`` required)
-    ``hiref``      :func:`otlens.hiref.hiref`: hierarchical refinement (a bijection between
-                   equal-size clouds with uniform weights)
-    ============== ========================================================================
-
-    ``kwargs`` go to the solver. Every solver returns an :class:`OTResult`.
-
-    Raises
-    ------
-    ValueError
-        If ``method`` is not one of :data:`METHODS`, or a keyword is not an argument of that
-        solver (the message lists the ones it takes), before anything is computed.
-    """
-    import inspect
-
-    check_choice(method, "method", METHODS)
-    fn = _solvers()[method]
-    params = inspect.signature(fn).parameters
-    accepted = [p for p in params if p not in ("x", "y")]
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    unknown = [] if takes_any else sorted(set(kwargs) - set(accepted))
-    if unknown:
-        hint = " (a bijection with uniform weights)" if method == "hiref" and {"a", "b"} & set(unknown) else ""
-        raise ValueError(f"method={method!r}{hint} takes no {', '.join(f'`{k}`' for k in unknown)}; "
-                         f"it takes {', '.join(accepted)}")
-    return fn(x, y, **kwargs)

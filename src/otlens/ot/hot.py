@@ -49,7 +49,7 @@ shuffled by a derangement, :math:`Q` kept), ``single-best`` (only each row's lar
 Speed: all :math:`L \times M` cost matrices come from one matrix product; equal or commensurate
 widths are solved as assignment problems (:func:`scipy.optimize.linear_sum_assignment`, exact
 for uniform marginals), the rest with POT's network simplex.
-``inner="entropic"`` uses :func:`otlens.transport.sinkhorn` for wide layers, batched over
+``inner="entropic"`` uses :func:`otlens.ot.sinkhorn` for wide layers, batched over
 target layers of one width.
 
 This module is a solver: it knows no model and no chapter. Chapter 2's study (scores over splits,
@@ -68,9 +68,10 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from ._validation import check_choice, check_int, check_positive
-from .exceptions import ConvergenceWarning
-from .transport import sinkhorn
+from .._validation import check_choice, check_int, check_positive
+from ..exceptions import ConvergenceWarning
+from .entropic import sinkhorn
+from .exact import exact_ot
 
 __all__ = [
     "VARIANTS",
@@ -129,7 +130,7 @@ def as_layers(x: Any, name: str = "x") -> list[np.ndarray]:
     return layers
 
 
-def _check_pair(source: list[np.ndarray], target: list[np.ndarray]) -> int:
+def check_pair(source: list[np.ndarray], target: list[np.ndarray]) -> int:
     t_s, t_t = source[0].shape[0], target[0].shape[0]
     if t_s != t_t:
         raise ValueError(f"source and target must respond to the same stimuli; got {t_s} and {t_t} stimuli")
@@ -183,7 +184,7 @@ def correlation_costs(source: Any, target: Any) -> np.ndarray:
     :math:`1 - \\rho` over the stimuli given (units constant over them count as uncorrelated).
     """
     src, tgt = as_layers(source, "source"), as_layers(target, "target")
-    _check_pair(src, tgt)
+    check_pair(src, tgt)
     corr = _correlation_blocks([_unit_vectors(_Scaler.fit(x)(x)) for x in src],
                                [_unit_vectors(_Scaler.fit(y)(y)) for y in tgt])
     return 1.0 - corr
@@ -218,7 +219,7 @@ def uniform_ot(cost: Any, *, max_replication: int = 0) -> tuple[np.ndarray, floa
     and scaled by ``1/k``, is an optimal plan (Birkhoff–von Neumann). That is solved with
     :func:`scipy.optimize.linear_sum_assignment` when ``n == m`` or
     ``k <= max_replication * max(n, m)``, otherwise POT's network simplex solves the ``n × m``
-    problem. Measured on correlation costs of real layers (384 × 768): the simplex is faster on
+    problem (:func:`otlens.ot.exact_ot`). Measured on correlation costs of real layers (384 × 768): the simplex is faster on
     the plain costs (default 0: equal widths only), the replicated assignment on the rotated
     costs of HOT+R (which passes 2).
     """
@@ -239,21 +240,16 @@ def uniform_ot(cost: Any, *, max_replication: int = 0) -> tuple[np.ndarray, floa
         plan = np.zeros((n, m))
         np.add.at(plan, (rows[r], cols[col]), 1.0 / k)
     else:
-        import ot
-
-        plan = ot.emd(np.full(n, 1.0 / n), np.full(m, 1.0 / m), c, numItermax=10_000_000)
+        plan = exact_ot(cost=c, max_iter=10_000_000, return_plan=True).plan.numpy()
     return plan, float((plan * c).sum())
 
 
 def outer_ot(cost: Any) -> np.ndarray:
     """Exact OT plan for an ``[L, M]`` layer cost with row sums ``1/L`` and column sums ``1/M``."""
-    import ot
-
     c = np.asarray(cost, dtype=np.float64)
     if c.ndim != 2 or not np.isfinite(c).all():
         raise ValueError(f"`cost` must be a finite 2-D [L, M] matrix; got shape {c.shape}")
-    L, M = c.shape
-    return ot.emd(np.full(L, 1.0 / L), np.full(M, 1.0 / M), c)
+    return exact_ot(cost=c, max_iter=100_000, return_plan=True).plan.numpy()
 
 
 def _entropic_plans(u: np.ndarray, vs: list[np.ndarray], reg: float, device: Any) -> list[tuple[np.ndarray, float]]:
@@ -410,7 +406,7 @@ def hot_align(
     from tqdm.auto import tqdm
 
     src, tgt = as_layers(source, "source"), as_layers(target, "target")
-    n_stim = _check_pair(src, tgt)
+    n_stim = check_pair(src, tgt)
     check_choice(inner, "inner", INNER_METHODS)
     check_positive(reg, "reg")
     max_rotation_iter = check_int(max_rotation_iter, "max_rotation_iter", minimum=1)

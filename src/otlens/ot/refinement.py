@@ -90,19 +90,17 @@ points, in float64), and :math:`m \times m` cost blocks in batches bounded by ``
 
 from __future__ import annotations
 
-import importlib
 import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._validation import as_points, check_choice, check_int, check_positive
-from .exceptions import ConvergenceWarning
-from .ot_result import OTResult
+from .._validation import as_points, check_choice, check_int, check_positive
+from ..exceptions import ConvergenceWarning
+from .result import OTResult
 
 __all__ = ["HiRefResult", "hiref", "hiref_schedule", "COSTS"]
 
@@ -119,7 +117,7 @@ _SKETCH_SAMPLE = 2048  # pairs sampled to find those coordinates
 
 @dataclass(frozen=True)
 class HiRefResult(OTResult):
-    """:class:`~otlens.transport.OTResult` of :func:`hiref`, plus the bijection.
+    """:class:`~otlens.ot.OTResult` of :func:`hiref`, plus the bijection.
 
     Attributes
     ----------
@@ -630,16 +628,3 @@ def _assignment_cost(x, y, perm, cost, chunk) -> float:
         d2 = diff.pow(2).sum(1)
         total += float(d2.sum() if cost == "sqeuclidean" else d2.sqrt().sum())
     return total / x.shape[0]
-
-
-def __getattr__(name: str) -> Any:
-    """``hiref_depth_profile`` moved to chapter 4's study, :mod:`otlens.scale` (kept here for one release).
-
-    The solver must not import a study (it would close an import cycle through :mod:`otlens.depth`),
-    so the deprecated name is fetched by module name at run time, only when asked for.
-    """
-    if name == "hiref_depth_profile":
-        warnings.warn("otlens.hiref.hiref_depth_profile moved to otlens.scale.hiref_depth_profile; "
-                      "the old path goes in the next release", DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module("otlens.scale"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,7 @@
-"""The one result type of every OT solver (:mod:`otlens.transport`, :mod:`otlens.hiref`, :mod:`otlens.lowrank`).
+"""The one result type of every OT solver (:mod:`otlens.ot`, :mod:`otlens.ot.refinement`, :mod:`otlens.ot.lowrank`).
 
-It lives below the solvers so that :func:`otlens.transport.solve` can import the scalable ones
-without an import cycle; ``otlens.transport.OTResult`` and ``otlens.OTResult`` re-export it.
+It lives below the solvers so that :func:`otlens.ot.solve` can import the scalable ones
+without an import cycle; ``otlens.ot.OTResult`` and ``otlens.OTResult`` re-export it.
 """
 
 from __future__ import annotations

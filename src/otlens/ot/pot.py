@@ -1,12 +1,12 @@
 r"""POT's entry points on otlens's solvers: switch by changing one import.
 
     import ot                      # before
-    import otlens.pot as ot        # after: ot.sinkhorn2(a, b, M, reg), ot.emd2(a, b, M) ...
+    import otlens.ot.pot as ot        # after: ot.sinkhorn2(a, b, M, reg), ot.emd2(a, b, M) ...
 
 The functions take POT's arguments, in POT's order and with POT's names, and return what POT
 returns (numpy in, numpy out; torch in, torch out, differentiable in ``a``, ``b`` and ``M``).
-They run :func:`otlens.transport.sinkhorn` (batched, annealed, Anderson-accelerated, on any
-device) and :func:`otlens.transport.exact_ot`.
+They run :func:`otlens.ot.sinkhorn` (batched, annealed, Anderson-accelerated, on any
+device) and :func:`otlens.ot.exact_ot`.
 
 Stopping rule. POT stops when the L2 norm of one marginal's error is below ``stopThr``;
 otlens stops when the L1 norm of *both* marginals' errors of the returned plan is at most
@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validation import check_choice, check_int, check_positive
-from .transport import exact_ot, sinkhorn as _sinkhorn
+from .._validation import check_choice, check_int, check_positive
+from .entropic import sinkhorn as _sinkhorn
+from .exact import exact_ot
 
 __all__ = ["sinkhorn", "sinkhorn2", "emd", "emd2"]
 
@@ -53,7 +54,7 @@ def _as_output(value: torch.Tensor, like: Any) -> Any:
 
 def _solve(a, b, M, reg, method, numItermax, stopThr, verbose, warn, warmstart, kwargs, plan):
     if kwargs:
-        raise ValueError(f"unknown argument(s) {sorted(kwargs)} for otlens.pot; see otlens.sinkhorn for the full set")
+        raise ValueError(f"unknown argument(s) {sorted(kwargs)} for otlens.ot.pot; see otlens.sinkhorn for the full set")
     check_choice(method, "method", SINKHORN_METHODS)
     _check_1d(a, "a"), _check_1d(b, "b")
     reg = check_positive(reg, "reg")
@@ -118,7 +119,7 @@ def sinkhorn(a: Any, b: Any, M: Any, reg: float, method: str = "sinkhorn", numIt
     See Also
     --------
     sinkhorn2 : the transport cost of the same plan.
-    otlens.transport.sinkhorn : every option (batches, point clouds, devices, chunking).
+    otlens.ot.sinkhorn : every option (batches, point clouds, devices, chunking).
     """
     res = _solve(a, b, M, reg, method, numItermax, stopThr, verbose, warn, warmstart, kwargs, plan=True)
     P = _as_output(res.plan, M)
@@ -132,7 +133,7 @@ def sinkhorn2(a: Any, b: Any, M: Any, reg: float, method: str = "sinkhorn", numI
 
     Parameters are those of :func:`sinkhorn`. For torch inputs the value is differentiable in
     ``M``, ``a`` and ``b`` (exact implicit gradients of the optimum, see
-    :func:`otlens.transport.sinkhorn`).
+    :func:`otlens.ot.sinkhorn`).
 
     Returns
     -------
@@ -152,7 +153,7 @@ def sinkhorn2(a: Any, b: Any, M: Any, reg: float, method: str = "sinkhorn", numI
 
 def _exact(a, b, M, numItermax, kwargs):
     if kwargs:
-        raise ValueError(f"unknown argument(s) {sorted(kwargs)} for otlens.pot.emd; see otlens.exact_ot")
+        raise ValueError(f"unknown argument(s) {sorted(kwargs)} for otlens.ot.pot.emd; see otlens.exact_ot")
     _check_1d(a, "a"), _check_1d(b, "b")
     res = exact_ot(cost=M, a=a, b=b, max_iter=check_int(numItermax, "numItermax", minimum=1), return_plan=True)
     info = dict(cost=float(res.cost), warning=None if res.converged else "numItermax reached before optimality",
