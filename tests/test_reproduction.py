@@ -176,7 +176,7 @@ def test_hiref_claim_reads_the_benchmark_table_own_then_recorded(tmp_path, monke
     assert hiref_row(benchmarks=None).verdict == "inconclusive (underpowered)"
     pd.DataFrame(dict(solver=["hiref"], n=[2**16])).to_csv(tmp_path / "benchmarks.csv", index=False)
     row = hiref_row()  # this run's own benchmarks come first
-    assert row.verdict == "inconclusive (underpowered)" and "65,536 (benchmarks)" in row.detail
+    assert row.verdict == "inconclusive (underpowered)" and "65,536 (benchmarks (" in row.detail
     with pytest.raises(FileNotFoundError, match="benchmarks"):
         reproduction_table(tmp_path, benchmarks=tmp_path / "none.csv")
     # a partial benchmark run (sinkhorn only) keeps the recorded rows of the benchmarks it did not run
@@ -190,3 +190,38 @@ def test_hiref_claim_reads_the_benchmark_table_own_then_recorded(tmp_path, monke
     pd.DataFrame(dict(solver=["hiref"], n=[2**16], benchmark=["scale"])).to_csv(tmp_path / "benchmarks.csv",
                                                                                 index=False)
     assert hiref_row().verdict == "inconclusive (underpowered)"
+
+
+def test_a_quick_benchmark_run_cannot_displace_recorded_target_evidence(tmp_path, monkeypatch):
+    """Per benchmark, recorded target- or full-profile rows outrank a quick run; the row cited names file and profile."""
+    from otlens import reproduction
+
+    ch4 = pd.DataFrame([dict(experiment="depth_at_scale", model="m", trained=True, method="hiref", layer=0, seed=0,
+                             metric="w2_squared", value=1.0, n_samples=1024)])
+    ch4.to_csv(tmp_path / "04_ot_at_scale.csv", index=False)
+    root = tmp_path / "project"
+    (root / "benchmarks").mkdir(parents=True)
+    monkeypatch.setattr("otlens.runner.project_root", lambda *a: root)
+    pd.DataFrame(dict(solver=["hiref", "otlens"], n=[2**20, 4096], benchmark=["scale", "sinkhorn"],
+                      profile=["target", "target"])).to_csv(root / reproduction.RECORDED_BENCHMARKS, index=False)
+
+    def hiref_row():
+        table = reproduction_table(tmp_path, claims=_claims("04_ot_at_scale"))
+        return table.set_index("claim_key").loc["hiref_scale"]
+
+    quick = dict(solver=["hiref", "otlens"], n=[4096, 1024], benchmark=["scale", "sinkhorn"], profile=["quick", "quick"])
+    pd.DataFrame(quick).to_csv(tmp_path / "benchmarks.csv", index=False)
+    row = hiref_row()
+    assert row.verdict == "reproduced" and "n = 1,048,576" == row.effect_text
+    assert "benchmarks/recorded.csv, target profile" in row.detail
+    merged = reproduction.load_benchmarks(tmp_path)
+    assert sorted(merged.n) == [4096, 2**20]  # the quick run's rows are gone: the recorded ones of both benchmarks stand
+    # a run of the same rank replaces the record, and says where it comes from
+    pd.DataFrame({**quick, "profile": ["target", "target"], "n": [2**18, 1024]}).to_csv(tmp_path / "benchmarks.csv",
+                                                                                   index=False)
+    row = hiref_row()
+    assert "262,144 (benchmarks (" in row.detail and "benchmarks.csv, target profile" in row.detail
+    # a full run of one benchmark outranks nothing it does not include
+    pd.DataFrame(dict(solver=["otlens"], n=[4096], benchmark=["sinkhorn"], profile=["full"])).to_csv(
+        tmp_path / "benchmarks.csv", index=False)
+    assert hiref_row().verdict == "reproduced"

@@ -505,8 +505,9 @@ def _largest_hiref(df: pd.DataFrame, bench: pd.DataFrame | None) -> tuple[int, s
     if bench is not None and len(bench) and "n" in bench and "solver" in bench:
         b = bench[bench.solver.astype(str).str.startswith("hiref") & bench.n.notna()]
         if len(b) and int(b.n.max()) > largest:
-            largest = int(b.n.max())
-            where = str(b.source.iloc[0]) if "source" in b else "benchmarks"
+            top = b.loc[b.n.idxmax()]
+            largest = int(top.n)
+            where = str(top.source) if "source" in b else "benchmarks"
     return largest, where
 
 

@@ -32,6 +32,24 @@ TABLE_COLUMNS = ["study", "claim", "chapter", "section", "paper", "original", "o
 RECORDED_BENCHMARKS = Path("benchmarks") / "recorded.csv"
 
 
+#: Evidence precedence of the benchmark profiles (``benchmarks/run.py --profile``): per benchmark,
+#: the rows of the higher-ranked profile stand; at equal rank this run's rows replace the recorded
+#: ones. A quick run never displaces target- or full-profile evidence (HiRef at 2^20 tokens, say).
+PROFILE_RANK = {"quick": 0, "target": 1, "full": 1}
+
+
+def _rank(table: pd.DataFrame) -> pd.Series:
+    """Each row's profile rank; a row without a profile ranks as a full run (older tables had none)."""
+    profile = table["profile"] if "profile" in table else pd.Series("full", index=table.index)
+    return profile.fillna("full").map(lambda p: PROFILE_RANK.get(str(p), 0))
+
+
+def _labelled(table: pd.DataFrame, what: str, path: str) -> pd.DataFrame:
+    """``table`` with a ``source`` naming the file and the profile each row comes from."""
+    profile = table["profile"].fillna("") if "profile" in table else pd.Series("", index=table.index)
+    return table.assign(source=[f"{what} ({path}, {p} profile)" if p else f"{what} ({path})" for p in profile])
+
+
 def _benchmarks(results_dir: Path, benchmarks) -> pd.DataFrame | None:
     if benchmarks is None:
         return None
@@ -40,20 +58,27 @@ def _benchmarks(results_dir: Path, benchmarks) -> pd.DataFrame | None:
 
         own = _read(results_dir, "benchmarks")
         path = project_root() / RECORDED_BENCHMARKS
-        recorded = pd.read_csv(path).assign(source="recorded benchmarks") if path.is_file() else None
+        recorded = pd.read_csv(path) if path.is_file() else None
+        if recorded is not None:
+            recorded = _labelled(recorded, "recorded benchmarks", RECORDED_BENCHMARKS.as_posix())
+        if own is not None:
+            own = _labelled(own, "benchmarks", f"{results_dir.name}/benchmarks.csv")
         if own is None or recorded is None:
             return own if recorded is None else recorded
-        # a partial run (`make bench ARGS="--only sinkhorn"`) replaces only the benchmarks it ran:
-        # the recorded rows of the others (HiRef at 2^20, say) still stand
-        own = own.assign(source="benchmarks")
         if "benchmark" not in own or "benchmark" not in recorded:
             return own
-        rest = recorded[~recorded.benchmark.isin(set(own.benchmark.dropna()))]
-        return pd.concat([own, rest], ignore_index=True) if len(rest) else own
+        # per benchmark, the higher-ranked profile stands; at equal rank this run replaces the record.
+        # A partial run (`make bench ARGS="--only sinkhorn"`) leaves the other benchmarks' records.
+        own_rank = own.assign(_rank=_rank(own)).groupby("benchmark")["_rank"].max()
+        rec_rank = recorded.assign(_rank=_rank(recorded)).groupby("benchmark")["_rank"].max()
+        keep_own = [b for b in own_rank.index if own_rank[b] >= rec_rank.get(b, -1)]
+        parts = [own[own.benchmark.isin(keep_own)], recorded[~recorded.benchmark.isin(keep_own)]]
+        parts = [p for p in parts if len(p)]
+        return pd.concat(parts, ignore_index=True) if parts else own
     path = Path(benchmarks)
     if not path.is_file():
         raise FileNotFoundError(f"`benchmarks` {path} does not exist")
-    return pd.read_csv(path)
+    return _labelled(pd.read_csv(path), "benchmarks", str(path))
 
 
 def load_benchmarks(results_dir: str | Path | None = None, benchmarks: str | Path | None = "auto") -> pd.DataFrame | None:
@@ -102,9 +127,11 @@ def reproduction_table(results_dir: str | Path | None = None, *, benchmarks: str
     benchmarks : path, "auto" or None
         The benchmark table some claims also read (HiRef at 2^20 points takes minutes, so no
         chapter runs it). ``"auto"``: ``results_dir/benchmarks.csv`` when ``make bench`` wrote
-        one, completed by the table recorded in the repository (:data:`RECORDED_BENCHMARKS`, under
-        the project root) for the benchmarks that run did not include, whose rows the claims then
-        cite as "recorded benchmarks"; ``None``: none.
+        one, merged per benchmark with the table recorded in the repository
+        (:data:`RECORDED_BENCHMARKS`, under the project root) by :data:`PROFILE_RANK`: a quick
+        run does not displace recorded target- or full-profile rows, a run of equal rank does,
+        and the benchmarks a run did not include keep their records. Each row's ``source`` names
+        its file and profile, and the claims cite it; ``None``: none.
 
     Returns
     -------
