@@ -1,0 +1,99 @@
+"""The two editions: manifests, recorded runs, provenance notes, staging the paper edition from records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from otlens import editions
+from otlens.editions import (MANIFEST_FIELDS, add_provenance, chapter_manifest, parameters_digest, record_chapter,
+                             recorded_chapters, stage_edition, write_manifest)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _executed(folder: Path, stem: str, *, profile: str, root: Path) -> Path:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {stem}"),
+                                         nbformat.v4.new_code_cell("x = 1")])
+    path = folder / f"{stem}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    write_manifest(path, chapter_manifest(stem, profile=profile, parameters={"n_texts": 512, "device": "cpu"},
+                                          wall_s=1060.4, root=root))
+    return path
+
+
+def test_manifest_holds_every_field_and_a_stable_parameters_digest(tmp_path):
+    m = chapter_manifest("01_x", profile="paper", parameters={"b": 2, "a": [1, 2]}, wall_s=12.34, root=ROOT)
+    assert set(MANIFEST_FIELDS) <= set(m)
+    assert m["edition"] == "paper" and m["profile"] == "paper" and m["wall_s"] == 12.3
+    assert m["parameters_sha256"] == parameters_digest({"a": [1, 2], "b": 2})  # key order does not matter
+    assert m["parameters_sha256"] != parameters_digest({"a": [1, 2], "b": 3})
+    assert m["commit"] is None or len(m["commit"]) == 40
+    assert "torch" in m["versions"] and m["device"].startswith("cpu")
+    assert chapter_manifest("01_x", profile=tmp_path / "paper-cpu.yml", parameters={}, wall_s=1, root=ROOT)["profile"] \
+        == "paper-cpu"
+    with pytest.raises(ValueError, match="lacks"):
+        write_manifest(tmp_path / "c.ipynb", {"chapter": "c"})
+
+
+def test_provenance_note_is_inserted_once_after_the_title():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_code_cell("1")])
+    m = chapter_manifest("01_x", profile="paper", parameters={}, wall_s=1060, root=ROOT)
+    for _ in range(2):
+        add_provenance(nb, m, edition="paper")
+    notes = [c for c in nb.cells if "otlens-provenance" in c.metadata.get("tags", [])]
+    assert len(notes) == 1 and nb.cells[1] is notes[0]
+    text = notes[0].source
+    assert "Paper edition" in text and "`paper`" in text and "17 min 40 s" in text and m["parameters_sha256"][:12] in text
+
+
+def test_record_then_stage_the_paper_edition(tmp_path):
+    root = tmp_path / "project"
+    (root / "notebooks").mkdir(parents=True)
+    for stem in ("01_a", "02_b"):
+        (root / "notebooks" / f"{stem}.md").write_text(f"# {stem}\n")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
+                                   "  - file: book/executed/01_a\n  - file: book/executed/02_b\n")
+    (root / "_config.yml").write_text("title: t\n")
+    (root / "book").mkdir()
+    (root / "book" / "intro.md").write_text("# Intro\n")
+    quick = root / "book" / "executed"
+    for stem in ("01_a", "02_b"):
+        _executed(quick, stem, profile="quick", root=root)
+    paper_run = _executed(tmp_path / "paper-run", "01_a", profile="paper", root=root)
+    pd.DataFrame({"value": [1.0]}).to_csv(tmp_path / "01_a.csv", index=False)
+    with pytest.raises(ValueError, match="quick profile"):
+        record_chapter(quick / "01_a.ipynb", tmp_path / "01_a.csv", root=root)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        record_chapter(paper_run, tmp_path / "none.csv", root=root)
+    dest = record_chapter(paper_run, tmp_path / "01_a.csv", root=root)
+    assert sorted(p.name for p in dest.iterdir()) == ["chapter.ipynb", "manifest.json", "results.csv"]
+    assert list(recorded_chapters(root)) == ["01_a"]
+
+    staged = stage_edition("paper", root, out=tmp_path / "staged")
+    notes = {}
+    for stem in ("01_a", "02_b"):
+        nb = nbformat.read(staged / "book" / "executed" / f"{stem}.ipynb", as_version=4)
+        (note,) = [c.source for c in nb.cells if "otlens-provenance" in c.metadata.get("tags", [])]
+        notes[stem] = note
+    assert "Paper edition: profile `paper`" in notes["01_a"]
+    assert "Quick edition: profile `quick`" in notes["02_b"] and "No paper-scale run" in notes["02_b"]
+    staged_quick = stage_edition("quick", root, out=tmp_path / "staged-quick")
+    nb = nbformat.read(staged_quick / "book" / "executed" / "01_a.ipynb", as_version=4)
+    assert any("Quick edition" in c.source for c in nb.cells)
+    with pytest.raises(ValueError, match="edition"):
+        stage_edition("draft", root)
+
+
+def test_the_recorded_runs_fit_their_budget_and_carry_manifests():
+    recorded = recorded_chapters(ROOT)
+    assert editions.recorded_size_mb(ROOT) <= editions.SIZE_BUDGET_MB
+    for stem, manifest in recorded.items():
+        assert manifest["chapter"] == stem and manifest["profile"] != "quick"
+        assert (ROOT / editions.RECORDED_DIR / stem / "results.csv").is_file()
+        json.dumps(manifest)  # plain JSON
