@@ -10,7 +10,7 @@ STAMP   := $(VENV)/.installed
 .PHONY: help install book lab pdf test bench clean distclean
 
 help:  ## list the targets
-	@echo "make book      run every chapter (PROFILE=$(PROFILE)) and build the HTML book in _build/html"
+	@echo "make book      run every chapter (PROFILE=$(PROFILE)) and build the HTML book in _build/html (SOLUTIONS=no: without the solutions)"
 	@echo "make lab       JupyterLab on notebooks/ (chapters open as notebooks; otlens notebook NN writes one with a profile's values)"
 	@echo "make pdf       print the book (from the executed chapters) to _build/pdf/otlens.pdf; needs chromium"
 	@echo "make test      run the test suite"
@@ -35,8 +35,10 @@ $(STAMP): pyproject.toml requirements-models.txt
 	touch $(STAMP)
 
 # The HTML reads offline (MathJax is served from _static/); the check lists any remote resource.
+# SOLUTIONS=no leaves the exercises' solutions out (a students' copy; otlens book --no-solutions).
+SOLUTIONS ?= yes
 book: $(STAMP)
-	$(VENV)/bin/otlens book --profile $(PROFILE)
+	$(VENV)/bin/otlens book --profile $(PROFILE) $(if $(filter no,$(SOLUTIONS)),--no-solutions)
 	$(PYTHON) -m otlens.book check-offline _build/html
 
 # JupyterLab from the venv, in the project root; jupytext opens notebooks/NN_*.md as notebooks

@@ -93,6 +93,8 @@ def _copy_book(root):
                        if c is executed[0] or not c.get("file", "").startswith(EXECUTED_DIR + "/")]
     (root / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     shutil.copytree(repo / "book", root / "book", ignore=shutil.ignore_patterns("executed"))
+    # the instructor page refers to every chapter's exercises, which the tiny book does not have
+    (root / "book" / "instructor.md").write_text("(instructor)=\n# For instructors\n\nA stub.\n")
     (root / "params").mkdir()
     (root / "params" / "quick.yml").write_text("defaults: {seed: 0}\n")
     (root / "notebooks").mkdir()

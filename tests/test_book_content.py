@@ -174,9 +174,35 @@ def test_chapter_explains_parameters_and_ends_with_exercises(chapter):
     headings = re.findall(r"^## (.+)$", text, flags=re.M)
     assert headings[-1] == "Exercises"
     exercises = text.split("\n## Exercises\n", 1)[1]
-    n_exercises = len(re.findall(r"^\d\. \*\*", exercises, flags=re.M))
-    n_solutions = exercises.count(":::{admonition} Solution\n   :class: dropdown")
-    assert 2 <= n_exercises <= 3 and n_solutions == n_exercises
+    titles = re.findall(r"^:::\{exercise\} (.+)\n:label: ([\w-]+)$", exercises, flags=re.M)
+    solved = re.findall(r"^::::\{solution\} ([\w-]+)\n:class: dropdown$", exercises, flags=re.M)
+    assert sorted(label for _, label in titles) == sorted(solved), "every exercise has one solution"
+    kinds = [title.split(":")[0] for title, _ in titles]
+    assert set(kinds) <= {"Pen and paper", "Computational"}, kinds
+    assert kinds.count("Pen and paper") >= 2 and 2 <= kinds.count("Computational") <= 3
+    for label in solved:  # a computational solution says what the run shows and how to read it
+        body = re.sub(r"\s+", " ", exercises.split(f"{{solution}} {label}\n", 1)[1].split("\n::::\n", 1)[0])
+        if "```" in body:
+            assert "**How to read it:**" in body and ("**What you get:**" in body or "**Expected output:**" in body), label
+
+
+@pytest.mark.parametrize("chapter", sorted((REPO / "notebooks").glob("0[1-6]_*.md")), ids=lambda p: p.stem)
+def test_chapter_opens_with_objectives_prerequisites_and_times(chapter):
+    head = chapter.read_text().split("\n## ", 1)[0]  # before the first section
+    block = head.split(":::{admonition} At a glance", 1)[1].split("\n:::\n", 1)[0]
+    objectives = re.findall(r"^- ", block.split("**Prerequisites.**")[0], flags=re.M)
+    assert 3 <= len(objectives) <= 5
+    assert "**Prerequisites.**" in block and "Maths:" in block
+    assert "{chapter-time}`reading`" in block and "{chapter-time}`run`" in block  # measured, not typed
+
+
+def test_instructor_page_plans_five_weeks_and_is_in_the_toc():
+    page = (REPO / "book" / "instructor.md").read_text()
+    assert [int(w) for w in re.findall(r"^\| (\d) \|", page, flags=re.M)] == [1, 2, 3, 4, 5]
+    labels = set(re.findall(r"\{ref\}`(ex-[\w-]+)`", page))
+    defined = {m for c in CHAPTERS for m in re.findall(r"^:label: (ex-[\w-]+)$", c.read_text(), flags=re.M)}
+    assert labels and labels <= defined, labels - defined
+    assert "book/instructor" in [c.get("file") for c in yaml.safe_load((REPO / "_toc.yml").read_text())["chapters"]]
 
 
 def test_rerun_tiny_gpt_checkpoints_are_the_default_schedule():

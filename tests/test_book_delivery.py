@@ -151,6 +151,27 @@ def test_thebe_loader_is_dropped_unless_live_code_is_on():
     assert len(context["script_files"]) == 4
 
 
+def test_theme_keeps_search_in_the_sidebar_only(monkeypatch):
+    config = SimpleNamespace(html_theme="sphinx_book_theme", html_theme_options={}, hide_solutions=False)
+    monkeypatch.delenv(book.HIDE_SOLUTIONS_ENV, raising=False)
+    book._theme_defaults(None, config)
+    assert config.html_theme_options["navbar_persistent"] == []
+    custom = SimpleNamespace(html_theme="sphinx_book_theme", html_theme_options={"navbar_persistent": ["x.html"]})
+    book._theme_defaults(None, custom)
+    assert custom.html_theme_options["navbar_persistent"] == ["x.html"]  # an explicit choice stays
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0 s"), (0.2, "1 s"), (42.4, "42 s"), (60, "1 min"),
+                                                (252, "4 min 12 s"), (3780, "1 h 03 min")])
+def test_format_duration(seconds, text):
+    assert book.format_duration(seconds) == text
+
+
+def test_format_duration_rejects_nonsense():
+    with pytest.raises(ValueError, match="seconds"):
+        book.format_duration(-1)
+
+
 # ------------------------------------------------------------ injected parameters (runner)
 
 
@@ -234,6 +255,32 @@ def test_built_chapter_has_launch_and_download_buttons(tiny_book):
     assert download in hrefs
     assert nbformat.read(html / "_sources" / f"{CHAPTER}.ipynb", as_version=4).cells
     assert not [h for h in hrefs if "urlpath=lab/tree/book/executed" in h]  # not the generated notebook
+
+
+@pytest.mark.slow
+def test_built_chapter_shows_measured_times_and_solutions(tiny_book):
+    from otlens.runner import read_run_record
+
+    page = (tiny_book / "_build" / "html" / f"{CHAPTER}.html").read_text()
+    text = re.sub(r"<[^>]+>", "", page)
+    record = read_run_record(tiny_book / f"{CHAPTER}.ipynb")
+    assert f"Run time {book.format_duration(record['wall_time_s'])} with the quick profile" in text
+    words = int(re.search(r"Reading time about \d+ min \(([\d,]+) words", text).group(1).replace(",", ""))
+    assert 40 < words < 400  # the tiny chapter's prose, not its outputs
+    assert "chapter-time" not in re.sub(r'class="[^"]*"', "", page)  # no role left unexpanded
+    assert "The sum of the steps" in text  # the solution is shown by default
+    assert "navbar-persistent--container" not in page  # no second search field in the top bar
+    assert "search-button-field" in page  # the sidebar's search field stays
+
+
+@pytest.mark.slow
+def test_book_without_solutions(book_copy):
+    from otlens.runner import build_book
+
+    build_book(root=book_copy, progress=False, solutions=False)
+    text = (book_copy / "_build" / "html" / f"{CHAPTER}.html").read_text()
+    assert "the walk" in text and "What is the variance" in text  # the exercise stays
+    assert "The sum of the steps" not in text
 
 
 @pytest.mark.slow

@@ -465,3 +465,32 @@ def test_a_broken_repository_setting_fails_before_running(project):
     with pytest.raises(ParameterError, match="`repository` in .*_config.yml must have a `url`"):
         run_notebook(project / "notebooks" / "tiny.md", progress=False)
     assert not (project / "book").exists()
+
+
+# ------------------------------------------------------------------------------ run record
+
+
+@pytest.mark.slow
+def test_run_records_its_wall_time_beside_the_notebook(project):
+    import time
+
+    from otlens.runner import read_run_record
+
+    t0 = time.perf_counter()
+    out = run_notebook(project / "notebooks" / "tiny.md", parameters={"scale": 2.0}, progress=False)
+    elapsed = time.perf_counter() - t0
+    record = read_run_record(out)
+    assert record["notebook"] == "tiny" and record["profile"] == "quick"
+    assert record["overrides"] == ["scale"]
+    assert 0 < record["wall_time_s"] <= elapsed  # measured inside the call, kernel start included
+    assert (out.parent / "tiny.run.json").is_file()
+    assert "wall_time_s" not in out.read_text()  # the notebook itself stays byte-stable
+
+
+def test_run_record_missing_or_malformed(tmp_path):
+    from otlens.runner import read_run_record
+
+    assert read_run_record(tmp_path / "x.ipynb") is None
+    (tmp_path / "x.run.json").write_text('{"notebook": "x"}')
+    with pytest.raises(ValueError, match="not a run record"):
+        read_run_record(tmp_path / "x.ipynb")

@@ -13,6 +13,16 @@ Three pieces:
     ``notebooks/<stem>.ipynb`` (``postBuild`` converts the jupytext sources there), Colab opens the
     executed chapter that the Pages workflow publishes on the branch ``otlens_colab_branch``.
 
+  * removes the theme's second search field from the top bar (``navbar_persistent``: the
+    search field stays in the sidebar), which otherwise shows an empty bar holding only a
+    search box at widths of 992 px and more;
+  * adds the role ``{chapter-time}`run``` (the wall time of the run that produced the page, from
+    the run record ``<stem>.run.json`` that :func:`otlens.runner.run_notebook` writes beside the
+    executed notebook) and ``{chapter-time}`reading``` (the page's words at
+    :data:`WORDS_PER_MINUTE`), both measured, never typed;
+  * hides the exercises' solutions (sphinx-exercise's ``hide_solutions``) when the environment
+    variable ``OTLENS_HIDE_SOLUTIONS`` is 1 (``otlens book --no-solutions``).
+
 - :func:`remote_references`: every resource an HTML tree would load from the network (scripts,
   stylesheets, images, frames, fonts, script loaders). Plain ``<a href>`` links are fine.
 
@@ -32,7 +42,9 @@ from typing import Any, NamedTuple
 
 __all__ = [
     "RemoteReference",
+    "WORDS_PER_MINUTE",
     "build_pdf",
+    "format_duration",
     "find_chromium",
     "mathjax_dir",
     "print_pdf",
@@ -145,6 +157,140 @@ def _default_mode(app, config) -> None:
         config.html_context.setdefault("default_mode", "auto")
 
 
+def _theme_defaults(app, config) -> None:
+    """``config-inited``: no search field in the top bar (the sidebar has one), and the solutions
+    hidden when ``OTLENS_HIDE_SOLUTIONS=1``.
+
+    pydata-sphinx-theme (>= 0.16) fills ``navbar_persistent`` with a search field unless the option
+    is set; sphinx-book-theme leaves the rest of that bar empty, so wide pages showed an empty top
+    bar with a second search box.
+    """
+    if config.html_theme in ("sphinx_book_theme", "pydata_sphinx_theme"):
+        config.html_theme_options.setdefault("navbar_persistent", [])
+    if os.environ.get(HIDE_SOLUTIONS_ENV) == "1" and "hide_solutions" in config:
+        config.hide_solutions = True
+
+
+# --------------------------------------------------------------- reading time and run time
+
+WORDS_PER_MINUTE = 200  # reading speed assumed for the reading time of a page (technical prose)
+HIDE_SOLUTIONS_ENV = "OTLENS_HIDE_SOLUTIONS"
+_TIME_KINDS = ("run", "reading")
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``4 min 12 s``, ``1 h 03 min``: a wall time for the page.
+
+    Raises
+    ------
+    ValueError
+        If ``seconds`` is negative or not finite.
+    """
+    import math
+
+    seconds = float(seconds)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"`seconds` must be a finite number >= 0; got {seconds}")
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{max(whole, 1) if seconds > 0 else 0} s"
+    if whole < 3600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, rest = divmod(whole, 3600)
+    return f"{hours} h {rest // 60:02d} min"
+
+
+def _time_node_class():
+    from docutils import nodes
+
+    class chapter_time(nodes.inline):  # noqa: N801 - docutils node naming
+        """Placeholder for ``{chapter-time}``; replaced by text when the page's doctree is read."""
+
+    return chapter_time
+
+
+_CHAPTER_TIME = None
+
+
+def _chapter_time_role(name, rawtext, text, lineno, inliner, options=None, content=None):
+    """``{chapter-time}`run``` or ``{chapter-time}`reading```: a placeholder filled in on doctree-read."""
+    kind = text.strip()
+    if kind not in _TIME_KINDS:
+        message = inliner.reporter.error(
+            f"chapter-time takes one of {', '.join(_TIME_KINDS)}; got {kind!r}", line=lineno)
+        return [inliner.problematic(rawtext, rawtext, message)], [message]
+    node = _CHAPTER_TIME(rawtext, "")
+    node["kind"] = kind
+    return [node], []
+
+
+def reading_words(doctree) -> int:
+    """Words a reader reads on a page: its text, without code, cell outputs, math or raw HTML.
+
+    Code inputs count (they are read), outputs of code cells (tables, printed text, figures) and
+    the bibliography do not.
+    """
+    from docutils import nodes
+
+    skipped = (nodes.literal_block, nodes.raw, nodes.math, nodes.math_block, nodes.comment)
+
+    def skip(node) -> bool:
+        classes = set(node.get("classes", [])) if isinstance(node, nodes.Element) else set()
+        return isinstance(node, skipped) or bool(classes & {"cell_output", "bibliography"})
+
+    words = 0
+    stack = [doctree]
+    while stack:
+        node = stack.pop()
+        if skip(node):
+            if isinstance(node, nodes.literal_block) and "cell_input" in set(
+                    getattr(node.parent, "get", lambda *_: [])("classes", [])):
+                words += len(node.astext().split())
+            continue
+        if isinstance(node, nodes.Text):
+            words += len(node.astext().split())
+        else:
+            stack.extend(node.children)
+    return words
+
+
+def _fill_chapter_times(app, doctree) -> None:
+    """``doctree-read``: replace the ``{chapter-time}`` placeholders of one page by their values."""
+    from docutils import nodes
+    from sphinx.util import logging
+
+    from otlens.runner import RUN_RECORD_SUFFIX, read_run_record
+
+    placeholders = list(doctree.findall(_CHAPTER_TIME))
+    if not placeholders:
+        return
+    docname = app.env.docname
+    logger = logging.getLogger(__name__)
+    words = reading_words(doctree)
+    executed = Path(app.srcdir) / docname
+    record_path = executed.with_name(executed.name + RUN_RECORD_SUFFIX)
+    for node in placeholders:
+        if node["kind"] == "reading":
+            minutes = max(1, -(-words // WORDS_PER_MINUTE))
+            text = f"about {minutes} min ({words:,} words at {WORDS_PER_MINUTE} a minute)"
+        else:
+            if record_path.exists():
+                app.env.note_dependency(str(record_path))
+            record = read_run_record(executed)
+            if record is None:
+                logger.warning(f"no run record {record_path.name} beside the executed notebook: run "
+                               f"the chapter with `otlens run` or `otlens book` to measure its run time",
+                               location=node)
+                text = "not measured"
+            else:
+                given = record.get("overrides") or []
+                text = (f"{format_duration(record['wall_time_s'])} with the {record['profile']} profile"
+                        + (f" and {', '.join(given)} overridden" if given else "")
+                        + f" ({record.get('cpu_count') or '?'} CPU cores; measured in the run that made this page)")
+        node.replace_self(nodes.inline(node.rawsource, text, classes=["chapter-time"]))
+
+
 def _page_context(app, pagename, templatename, context, doctree) -> None:
     if app.builder.format != "html":
         return
@@ -156,7 +302,13 @@ def setup(app) -> dict[str, Any]:
     """Register the extension with Sphinx (``extra_extensions: [otlens.book]``)."""
     app.add_config_value("otlens_binder_path", "notebooks/{stem}.ipynb", "html")
     app.add_config_value("otlens_colab_branch", "notebooks", "html")
+    global _CHAPTER_TIME
+    if _CHAPTER_TIME is None:
+        _CHAPTER_TIME = _time_node_class()
     app.connect("config-inited", _default_mode)
+    app.connect("config-inited", _theme_defaults)
+    app.add_role("chapter-time", _chapter_time_role)
+    app.connect("doctree-read", _fill_chapter_times)
     app.connect("build-finished", _copy_mathjax)
     # after the theme's launch buttons (priority 500) and sphinx.ext.mathjax
     app.connect("html-page-context", _page_context, priority=900)

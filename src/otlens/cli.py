@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="build from the notebooks already in book/executed")
     book.add_argument("--no-strict", action="store_true",
                       help="do not turn Sphinx warnings into errors")
+    book.add_argument("--no-solutions", action="store_true",
+                      help="leave the exercises' solutions out of the pages (a students' copy)")
     book.add_argument("--serial", action="store_true",
                       help="run the chapters one after another in this process (default: in parallel on Dask)")
     _add_cluster(book)
@@ -135,7 +137,8 @@ def _book(args: argparse.Namespace) -> int:
     from otlens.runner import build_book
 
     index = build_book(profile=args.profile, execute=not args.no_execute, strict=not args.no_strict,
-                       parallel=not args.serial, scheduler=args.scheduler, n_workers=args.workers)
+                       parallel=not args.serial, scheduler=args.scheduler, n_workers=args.workers,
+                       solutions=not args.no_solutions)
     print(f"Open {index.resolve().as_uri()}")
     return 0
 

@@ -26,6 +26,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -47,6 +48,7 @@ __all__ = [
     "parse_value",
     "project_root",
     "read_notebook",
+    "read_run_record",
     "run_chapters",
     "run_jupyter_book",
     "run_notebook",
@@ -54,6 +56,7 @@ __all__ = [
 ]
 
 EXECUTED_DIR = "book/executed"  # where executed chapters go, relative to the project root
+RUN_RECORD_SUFFIX = ".run.json"  # beside <stem>.ipynb: the run's wall time (not in the notebook, which stays byte-stable)
 NOTEBOOK_DIR = "notebooks"  # where chapter sources live, relative to the project root
 SOURCE_SUFFIXES = (".md", ".ipynb", ".py")  # chapter source formats jupytext reads, in order
 _ROOT_MARKERS = ("_toc.yml", "params")  # a folder holding either of these is the project root
@@ -550,7 +553,8 @@ def run_notebook(path: str | os.PathLike, *, profile: str | os.PathLike = "quick
     ``PYTHONHASHSEED=0`` and ``TQDM_*`` defaults that keep progress bars free of timings. The
     executed notebook carries no stderr output, and, when ``<root>/_config.yml`` names the
     ``repository``, starts with the (unexecuted) cell that installs otlens on Colab
-    (:func:`otlens.launch.install_cell`; hidden from the book's page).
+    (:func:`otlens.launch.install_cell`; hidden from the book's page). The run's wall time goes
+    beside it, in ``<stem>.run.json`` (:func:`read_run_record`).
 
     Returns
     -------
@@ -575,6 +579,7 @@ def run_notebook(path: str | os.PathLike, *, profile: str | os.PathLike = "quick
     out_dir.mkdir(parents=True, exist_ok=True)
     env = {"OTLENS_RESULTS": os.environ.get("OTLENS_RESULTS") or str(root / "results"),
            "PYTHONHASHSEED": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1", **_TQDM_ENV}
+    started = time.perf_counter()
     try:
         with _environ(env):
             executed = _execute(source, partial, params, kernel_name=kernel_name,
@@ -588,9 +593,71 @@ def run_notebook(path: str | os.PathLike, *, profile: str | os.PathLike = "quick
         partial.unlink(missing_ok=True)
     if install is not None:  # first, so that the .ipynb opened on Colab installs what it needs
         executed.cells.insert(0, install)
+    seconds = time.perf_counter() - started
     _write_notebook(_without_stderr(_stabilise(executed, source, root)), final)
+    _write_run_record(final, profile=profile, overrides=parameters, seconds=seconds)
     failed.unlink(missing_ok=True)
     return final
+
+
+def _write_run_record(executed: Path, *, profile: str | os.PathLike, overrides: Mapping[str, Any] | None,
+                      seconds: float) -> Path:
+    """Write ``<stem>.run.json`` beside an executed notebook: how long its run took, with what.
+
+    The wall time covers the kernel's start, every cell and its shutdown (papermill's execution),
+    measured by :func:`run_notebook`. It lives beside the notebook, not in it, so that two runs
+    computing the same outputs still write byte-identical notebooks. The book shows it at the top of
+    each chapter (the ``{chapter-time}`run``` role of :mod:`otlens.book`).
+    """
+    import datetime
+
+    record = {
+        "notebook": executed.stem,
+        "profile": Path(profile).stem if str(profile).endswith((".yml", ".yaml")) else str(profile),
+        "overrides": sorted(overrides or {}),
+        "wall_time_s": round(float(seconds), 3),
+        "cpu_count": os.cpu_count(),
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    path = executed.with_name(executed.stem + RUN_RECORD_SUFFIX)
+    text = json.dumps(record, indent=1) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+    return path
+
+
+def read_run_record(executed: str | os.PathLike) -> dict[str, Any] | None:
+    """The run record (:func:`run_notebook`'s ``<stem>.run.json``) of an executed notebook, or None.
+
+    Parameters
+    ----------
+    executed : path
+        The executed notebook ``<folder>/<stem>.ipynb`` (or its stem's path without suffix).
+
+    Returns
+    -------
+    dict or None
+        ``notebook``, ``profile``, ``overrides`` (the names of the parameters given on top of the
+        profile), ``wall_time_s``, ``cpu_count`` and ``finished`` (UTC, ISO 8601); None if the
+        notebook was never run by :func:`run_notebook` here (no record beside it).
+
+    Raises
+    ------
+    ValueError
+        If the record exists but is not a run record (not JSON, or no ``wall_time_s``).
+    """
+    executed = Path(executed)
+    stem = executed.stem if executed.suffix == ".ipynb" else executed.name
+    path = executed.with_name(stem + RUN_RECORD_SUFFIX)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        record = json.loads(text)
+        float(record["wall_time_s"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is not a run record (JSON with `wall_time_s`): {exc}") from exc
+    return record
 
 
 def _install_cell(root: Path):
@@ -927,7 +994,7 @@ def build_book(*, profile: str | os.PathLike = "quick",
                parameters_by_notebook: Mapping[str, Mapping[str, Any]] | None = None,
                execute: bool = True, strict: bool = True, progress: bool = True,
                root: str | os.PathLike | None = None, parallel: bool = False,
-               scheduler: str | None = None, n_workers: int | None = None) -> Path:
+               scheduler: str | None = None, n_workers: int | None = None, solutions: bool = True) -> Path:
     """Run every chapter in ``_toc.yml`` (unless ``execute=False``), then build the HTML book.
 
     Parameters
@@ -949,6 +1016,9 @@ def build_book(*, profile: str | os.PathLike = "quick",
         A Dask scheduler address (default ``$DASK_SCHEDULER_ADDRESS``), with ``parallel``.
     n_workers : int, optional
         Workers of the local cluster, with ``parallel``.
+    solutions : bool
+        Show the solutions of the exercises; ``False`` builds the students' book without them
+        (sphinx-exercise's ``hide_solutions``; see :func:`run_jupyter_book`).
 
     Returns
     -------
@@ -985,19 +1055,27 @@ def build_book(*, profile: str | os.PathLike = "quick",
                 f"{EXECUTED_DIR}/{chapter.stem}.ipynb does not exist; run `otlens run "
                 f"{_display_path(chapter, root)}` or build without --no-execute."
             )
-    run_jupyter_book(root, builder="html", strict=strict)
+    run_jupyter_book(root, builder="html", strict=strict, solutions=solutions)
     return root / "_build" / "html" / "index.html"
 
 
-def run_jupyter_book(root: Path, *, builder: str = "html", strict: bool = True) -> None:
+def run_jupyter_book(root: Path, *, builder: str = "html", strict: bool = True, solutions: bool = True) -> None:
     """``jupyter-book build <root> --builder <builder>`` (``-W -n --keep-going`` when ``strict``).
+
+    With ``solutions=False`` the exercises' solutions are left out of every page: the build runs
+    with ``OTLENS_HIDE_SOLUTIONS=1``, which :mod:`otlens.book` turns into sphinx-exercise's
+    ``hide_solutions = True`` (the same as ``hide_solutions: true`` under ``sphinx: config:`` in
+    ``_config.yml``). Sphinx notices the changed setting and rebuilds every page.
 
     Raises :class:`BookBuildError` if the build fails (in strict mode, on any warning).
     """
+    from otlens.book import HIDE_SOLUTIONS_ENV
+
     command = [*_jupyter_book_command(), "build", str(root), "--builder", builder]
     if strict:
         command += ["-W", "-n", "--keep-going"]
-    completed = subprocess.run(command, cwd=root)
+    env = {**os.environ, HIDE_SOLUTIONS_ENV: "0" if solutions else "1"}
+    completed = subprocess.run(command, cwd=root, env=env)
     if completed.returncode != 0:
         raise BookBuildError(
             f"`{' '.join(command)}` failed with exit code {completed.returncode}"
