@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from otlens import editions
-from otlens.editions import (MANIFEST_FIELDS, add_provenance, chapter_manifest, parameters_digest, record_chapter,
-                             recorded_chapters, stage_edition, write_manifest)
+from otlens.editions import RECORD_FIELDS, add_provenance, read_record, record_chapter, recorded_chapters, stage_edition
+from otlens.runner import _write_run_record, parameters_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,28 +22,31 @@ def _executed(folder: Path, stem: str, *, profile: str, root: Path) -> Path:
     path = folder / f"{stem}.ipynb"
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(path))
-    write_manifest(path, chapter_manifest(stem, profile=profile, parameters={"n_texts": 512, "device": "cpu"},
-                                          wall_s=1060.4, root=root))
+    _write_run_record(path, profile=profile, overrides={}, seconds=1060.4,
+                      parameters={"n_texts": 512, "device": "cpu"}, root=root)
     return path
 
 
-def test_manifest_holds_every_field_and_a_stable_parameters_digest(tmp_path):
-    m = chapter_manifest("01_x", profile="paper", parameters={"b": 2, "a": [1, 2]}, wall_s=12.34, root=ROOT)
-    assert set(MANIFEST_FIELDS) <= set(m)
-    assert m["edition"] == "paper" and m["profile"] == "paper" and m["wall_s"] == 12.3
-    assert m["parameters_sha256"] == parameters_digest({"a": [1, 2], "b": 2})  # key order does not matter
-    assert m["parameters_sha256"] != parameters_digest({"a": [1, 2], "b": 3})
+def test_run_record_holds_the_provenance_and_a_stable_parameters_digest(tmp_path):
+    path = _executed(tmp_path, "01_x", profile="paper", root=ROOT)
+    m = read_record(path)
+    assert set(RECORD_FIELDS) <= set(m)
+    assert m["profile"] == "paper" and m["wall_time_s"] == 1060.4 and m["parameters"]["n_texts"] == 512
+    assert m["parameters_sha256"] == parameters_digest({"device": "cpu", "n_texts": 512})  # order does not matter
+    assert m["parameters_sha256"] != parameters_digest({"device": "cpu", "n_texts": 511})
     assert m["commit"] is None or len(m["commit"]) == 40
     assert "torch" in m["versions"] and m["device"].startswith("cpu")
-    assert chapter_manifest("01_x", profile=tmp_path / "paper-cpu.yml", parameters={}, wall_s=1, root=ROOT)["profile"] \
-        == "paper-cpu"
+    (tmp_path / "old.ipynb").write_text("{}")
+    (tmp_path / "old.run.json").write_text('{"wall_time_s": 3}')
     with pytest.raises(ValueError, match="lacks"):
-        write_manifest(tmp_path / "c.ipynb", {"chapter": "c"})
+        read_record(tmp_path / "old.ipynb")
+    with pytest.raises(FileNotFoundError, match="otlens run"):
+        read_record(tmp_path / "none.ipynb")
 
 
-def test_provenance_note_is_inserted_once_after_the_title():
+def test_provenance_note_is_inserted_once_after_the_title(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_code_cell("1")])
-    m = chapter_manifest("01_x", profile="paper", parameters={}, wall_s=1060, root=ROOT)
+    m = read_record(_executed(Path(tmp_path), "01_x", profile="paper", root=ROOT))
     for _ in range(2):
         add_provenance(nb, m, edition="paper")
     notes = [c for c in nb.cells if "otlens-provenance" in c.metadata.get("tags", [])]
@@ -72,7 +75,7 @@ def test_record_then_stage_the_paper_edition(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         record_chapter(paper_run, tmp_path / "none.csv", root=root)
     dest = record_chapter(paper_run, tmp_path / "01_a.csv", root=root)
-    assert sorted(p.name for p in dest.iterdir()) == ["chapter.ipynb", "manifest.json", "results.csv"]
+    assert sorted(p.name for p in dest.iterdir()) == ["chapter.ipynb", "results.csv", "run.json"]
     assert list(recorded_chapters(root)) == ["01_a"]
 
     staged = stage_edition("paper", root, out=tmp_path / "staged")
@@ -81,7 +84,8 @@ def test_record_then_stage_the_paper_edition(tmp_path):
         nb = nbformat.read(staged / "book" / "executed" / f"{stem}.ipynb", as_version=4)
         (note,) = [c.source for c in nb.cells if "otlens-provenance" in c.metadata.get("tags", [])]
         notes[stem] = note
-    assert "Paper edition: profile `paper`" in notes["01_a"]
+    assert "Paper edition: profile `paper`" in notes["01_a"] and "17 min 40 s" in notes["01_a"]
+    assert (staged / "book" / "executed" / "01_a.run.json").is_file()  # the {chapter-time} role reads it
     assert "Quick edition: profile `quick`" in notes["02_b"] and "No paper-scale run" in notes["02_b"]
     staged_quick = stage_edition("quick", root, out=tmp_path / "staged-quick")
     nb = nbformat.read(staged_quick / "book" / "executed" / "01_a.ipynb", as_version=4)
@@ -94,6 +98,6 @@ def test_the_recorded_runs_fit_their_budget_and_carry_manifests():
     recorded = recorded_chapters(ROOT)
     assert editions.recorded_size_mb(ROOT) <= editions.SIZE_BUDGET_MB
     for stem, manifest in recorded.items():
-        assert manifest["chapter"] == stem and manifest["profile"] != "quick"
+        assert manifest["notebook"] == stem and manifest["profile"] != "quick"
         assert (ROOT / editions.RECORDED_DIR / stem / "results.csv").is_file()
         json.dumps(manifest)  # plain JSON

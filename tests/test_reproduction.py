@@ -225,3 +225,29 @@ def test_a_quick_benchmark_run_cannot_displace_recorded_target_evidence(tmp_path
     pd.DataFrame(dict(solver=["otlens"], n=[4096], benchmark=["sinkhorn"], profile=["full"])).to_csv(
         tmp_path / "benchmarks.csv", index=False)
     assert hiref_row().verdict == "reproduced"
+
+
+def test_compare_scales_puts_quick_and_paper_verdicts_side_by_side(tmp_path):
+    """The paper column reads paper/<stem>/results.csv with the same rules; a verdict that moves is flagged."""
+    from otlens.reproduction import SCALE_COLUMNS, compare_scales, scales_markdown
+
+    def ch4(n):
+        return pd.DataFrame([dict(experiment="depth_at_scale", model="m", trained=True, method="hiref", layer=0,
+                                  seed=0, metric="w2_squared", value=1.0, n_samples=n)])
+
+    quick, root = tmp_path / "results", tmp_path / "project"
+    quick.mkdir()
+    ch4(1024).to_csv(quick / "04_ot_at_scale.csv", index=False)
+    claims = _claims("04_ot_at_scale") + _claims("01_ot_across_depth")
+    table = compare_scales(quick, root=root, benchmarks=None, claims=claims)
+    assert list(table.columns) == list(SCALE_COLUMNS)
+    assert set(table.paper) == {"no paper-scale run recorded"} and not table.changed.any()
+    (root / "paper" / "04_ot_at_scale").mkdir(parents=True)
+    ch4(2**20).to_csv(root / "paper" / "04_ot_at_scale" / "results.csv", index=False)
+    table = compare_scales(quick, root=root, benchmarks=None, claims=claims).set_index("claim_key")
+    row = table.loc["hiref_scale"]
+    assert row.quick == "inconclusive (underpowered)" and row.paper == "reproduced" and row.changed
+    assert row.paper_source == "paper/04_ot_at_scale/results.csv" and row.paper_effect == "n = 1,048,576"
+    assert not table.drop(index="hiref_scale").changed.any()  # chapter 1: no data at either scale
+    text = scales_markdown(table.reset_index())
+    assert "| **yes** |" in text and "changed with scale for 1 of them" in text

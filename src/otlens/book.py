@@ -255,6 +255,16 @@ def reading_words(doctree) -> int:
     return words
 
 
+def _provenance_text(record: dict) -> str:
+    """Where the page comes from, from its run record: edition, parameters, commit, device."""
+    if "parameters_sha256" not in record:
+        return ""
+    edition = "quick" if record.get("profile") == "quick" else "paper"
+    commit = (record.get("commit") or "unknown")[:10] + (" with local changes" if record.get("dirty") else "")
+    return (f"; {edition} edition, parameters sha256 {record['parameters_sha256'][:12]}, "
+            f"otlens commit {commit}, on {record.get('device', '?')}")
+
+
 def _fill_chapter_times(app, doctree) -> None:
     """``doctree-read``: replace the ``{chapter-time}`` placeholders of one page by their values."""
     from docutils import nodes
@@ -287,7 +297,8 @@ def _fill_chapter_times(app, doctree) -> None:
                 given = record.get("overrides") or []
                 text = (f"{format_duration(record['wall_time_s'])} with the {record['profile']} profile"
                         + (f" and {', '.join(given)} overridden" if given else "")
-                        + f" ({record.get('cpu_count') or '?'} CPU cores; measured in the run that made this page)")
+                        + f" ({record.get('cpu_count') or '?'} CPU cores; measured in the run that made this page)"
+                        + _provenance_text(record))
         node.replace_self(nodes.inline(node.rawsource, text, classes=["chapter-time"]))
 
 

@@ -3,6 +3,8 @@
     otlens run notebooks/01_ot_across_depth.md -p model gemma3-270m -p n_texts 256
     otlens notebook 01 --profile quick     # notebooks/01_ot_across_depth.quick.ipynb, to run in JupyterLab
     otlens book --profile quick            # run every chapter (in parallel on a local Dask cluster), build the book
+    otlens run notebooks/01_ot_across_depth.md --profile paper && otlens record 01   # a paper-scale run, recorded
+    otlens book --edition paper            # the paper edition, from the recorded runs (nothing executed)
     otlens sweep notebooks/01_ot_across_depth.md --grid seed=0,1 --grid 'models=[[minilm-l6],[mpnet-base]]'
     otlens models                          # the offline model registry
     otlens pdf                             # the whole book as one PDF (headless Chromium)
@@ -56,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     book = commands.add_parser("book", help="run every chapter in _toc.yml, then build the HTML book",
                                description="Run the chapters and build the book with jupyter-book.")
     _add_profile(book)
+    book.add_argument("--edition", choices=("quick", "paper"), default="quick",
+                      help="quick: run the chapters (profile) and build; paper: build from the recorded runs in "
+                           "paper/ without executing anything, into _build/editions/paper/ (default: %(default)s)")
     book.add_argument("--no-execute", action="store_true",
                       help="build from the notebooks already in book/executed")
     book.add_argument("--no-strict", action="store_true",
@@ -86,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="extra tries of a point whose worker or kernel died (default: 2)")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_cluster(sweep)
+
+    record = commands.add_parser(
+        "record", help="record an executed paper-scale chapter into paper/<stem>/ (the paper edition)",
+        description="Copy book/executed/<stem>.ipynb, its run record and results/<stem>.csv into paper/<stem>/, "
+                    "from which `otlens book --edition paper` builds the paper edition.")
+    record.add_argument("chapter", help="chapter number (1, 01), stem or source path")
 
     commands.add_parser("models", help="list the model registry", description="List the model registry.")
 
@@ -136,10 +147,28 @@ def _notebook(args: argparse.Namespace) -> int:
 def _book(args: argparse.Namespace) -> int:
     from otlens.runner import build_book
 
+    if args.edition == "paper":
+        from otlens.editions import build_edition
+
+        index = build_edition("paper", strict=not args.no_strict)
+        print(f"Open {index.resolve().as_uri()}")
+        return 0
     index = build_book(profile=args.profile, execute=not args.no_execute, strict=not args.no_strict,
                        parallel=not args.serial, scheduler=args.scheduler, n_workers=args.workers,
                        solutions=not args.no_solutions)
     print(f"Open {index.resolve().as_uri()}")
+    return 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    from otlens.config import results_dir
+    from otlens.editions import record_chapter
+    from otlens.runner import EXECUTED_DIR, find_chapter, project_root
+
+    root = project_root()
+    stem = find_chapter(args.chapter, root).stem
+    dest = record_chapter(root / EXECUTED_DIR / f"{stem}.ipynb", results_dir() / f"{stem}.csv", root=root)
+    print(f"Recorded {_relative(dest)}")
     return 0
 
 
@@ -202,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     handler = {"run": _run, "notebook": _notebook, "book": _book, "models": _models, "pdf": _pdf,
-               "sweep": _sweep}[args.command]
+               "sweep": _sweep, "record": _record}[args.command]
     try:
         return handler(args)
     except (NotebookError, ParameterError, BookBuildError, ClusterError, FileNotFoundError,

@@ -220,3 +220,97 @@ def reproduction_markdown(table: pd.DataFrame) -> str:
 
 
 __all__ += ["reproduction_markdown", "load_benchmarks", "CHAPTER_LABELS", "STUDY_LABELS", "TABLE_COLUMNS"]
+
+
+#: Columns of :func:`compare_scales`.
+SCALE_COLUMNS = ("study", "claim", "chapter", "quick", "quick_effect", "quick_n", "paper", "paper_effect",
+                 "paper_n", "paper_source", "changed", "claim_key")
+
+
+def compare_scales(results_dir: str | Path | None = None, *, root: str | Path | None = None,
+                   benchmarks: str | Path | None = "auto", claims: tuple[ClaimInfo, ...] = CLAIMS) -> pd.DataFrame:
+    """Every claim's verdict at the quick scale and at the paper scale, side by side.
+
+    The quick column reads this run's tables (``results_dir``); the paper column the recorded
+    paper-scale runs (``paper/<stem>/results.csv`` under ``root``, :mod:`otlens.editions`), with the
+    same decision rules and the same benchmark evidence. A chapter with no recorded run gives
+    ``"no paper-scale run recorded"``.
+
+    Parameters
+    ----------
+    results_dir : path, optional
+        The quick run's tables (default :func:`otlens.config.results_dir`).
+    root : path, optional
+        The project root holding ``paper/`` (found from the working directory by default).
+    benchmarks : path, "auto" or None
+        As for :func:`reproduction_table`.
+    claims : tuple of ClaimInfo
+        The claims to judge.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`SCALE_COLUMNS`: each verdict with its effect and replicates ("5 seeds"),
+        the recorded file the paper column comes from, and ``changed`` (True where both scales
+        gave a verdict and the two differ).
+    """
+    from .config import results_dir as default_results
+    from .editions import RECORDED_DIR
+    from .runner import project_root
+
+    results_dir = Path(results_dir) if results_dir is not None else default_results()
+    root = Path(root) if root is not None else project_root()
+    bench = _benchmarks(results_dir, benchmarks)
+    quick = _tables(results_dir, claims)
+    paper_files = {c.chapter: root / RECORDED_DIR / c.chapter / "results.csv" for c in claims}
+    paper = {k: (pd.read_csv(p) if p.is_file() else None) for k, p in paper_files.items()}
+
+    def n_text(v: Verdict) -> str:
+        return f"{int(v.n)} {v.unit}" if v.n and v.unit else "—"
+
+    rows = []
+    for c in claims:
+        q = judge_claim(c.key, quick[c.chapter], bench)
+        if paper[c.chapter] is None:
+            p_verdict, p_effect, p_n, source = "no paper-scale run recorded", "—", "—", "—"
+        else:
+            p = judge_claim(c.key, paper[c.chapter], bench)
+            p_verdict, p_effect, p_n = p.verdict, p.effect_text, n_text(p)
+            source = f"{RECORDED_DIR}/{c.chapter}/results.csv"
+        scored = {q.verdict, p_verdict}.isdisjoint({MISSING, "no paper-scale run recorded", "open question"})
+        rows.append(dict(study=c.study, claim=c.claim, chapter=c.chapter, quick=q.verdict, quick_effect=q.effect_text,
+                         quick_n=n_text(q), paper=p_verdict, paper_effect=p_effect, paper_n=p_n, paper_source=source,
+                         changed=bool(scored and q.verdict != p_verdict), claim_key=c.key))
+    return pd.DataFrame(rows, columns=SCALE_COLUMNS)
+
+
+def scales_markdown(table: pd.DataFrame) -> str:
+    """MyST markdown of :func:`compare_scales`: one row per claim, a changed verdict in bold.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The output of :func:`compare_scales`.
+
+    Returns
+    -------
+    str
+    """
+    missing = [c for c in SCALE_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"`table` lacks the columns {missing}; make it with compare_scales")
+    lines = ["| study | claim | quick scale | paper scale | changed with scale |", "|---|---|---|---|---|"]
+    for r in table.itertuples():
+        quick = f"{r.quick} ({r.quick_effect}; {r.quick_n})"
+        paper = r.paper if r.paper_source == "—" else f"{r.paper} ({r.paper_effect}; {r.paper_n}; `{r.paper_source}`)"
+        changed = "**yes**" if r.changed else "no"
+        lines.append(f"| {_cell(STUDY_LABELS.get(r.study, r.study))} | {_cell(r.claim)} | {_cell(quick)} | "
+                     f"{_cell(paper)} | {changed} |")
+    n_changed = int(table.changed.sum())
+    recorded = int((table.paper_source != "—").sum())
+    lines += ["", f"{recorded} of {len(table)} claims have a paper-scale run recorded; the verdict changed with "
+                  f"scale for {n_changed} of them."]
+    return "\n".join(lines)
+
+
+__all__ += ["compare_scales", "scales_markdown", "SCALE_COLUMNS"]

@@ -49,6 +49,9 @@ __all__ = [
     "project_root",
     "read_notebook",
     "read_run_record",
+    "parameters_digest",
+    "library_versions",
+    "device_description",
     "run_chapters",
     "run_jupyter_book",
     "run_notebook",
@@ -595,22 +598,27 @@ def run_notebook(path: str | os.PathLike, *, profile: str | os.PathLike = "quick
         executed.cells.insert(0, install)
     seconds = time.perf_counter() - started
     _write_notebook(_without_stderr(_stabilise(executed, source, root)), final)
-    _write_run_record(final, profile=profile, overrides=parameters, seconds=seconds)
+    _write_run_record(final, profile=profile, overrides=parameters, seconds=seconds, parameters=params, root=root)
     failed.unlink(missing_ok=True)
     return final
 
 
 def _write_run_record(executed: Path, *, profile: str | os.PathLike, overrides: Mapping[str, Any] | None,
-                      seconds: float) -> Path:
-    """Write ``<stem>.run.json`` beside an executed notebook: how long its run took, with what.
+                      seconds: float, parameters: Mapping[str, Any] | None = None, root: Path | None = None) -> Path:
+    """Write ``<stem>.run.json`` beside an executed notebook: how long its run took, with what, from where.
 
     The wall time covers the kernel's start, every cell and its shutdown (papermill's execution),
     measured by :func:`run_notebook`. It lives beside the notebook, not in it, so that two runs
     computing the same outputs still write byte-identical notebooks. The book shows it at the top of
-    each chapter (the ``{chapter-time}`run``` role of :mod:`otlens.book`).
+    each chapter (the ``{chapter-time}`run``` role of :mod:`otlens.book`), and the record is the
+    chapter's provenance: :mod:`otlens.editions` records it with a paper-scale run and writes the
+    note at the top of every chapter page from it.
     """
     import datetime
 
+    parameters = dict(parameters or {})
+    commit = _git(root, "rev-parse", "HEAD") if root else None
+    status = _git(root, "status", "--porcelain", "--untracked-files=no") if root else None
     record = {
         "notebook": executed.stem,
         "profile": Path(profile).stem if str(profile).endswith((".yml", ".yaml")) else str(profile),
@@ -618,11 +626,92 @@ def _write_run_record(executed: Path, *, profile: str | os.PathLike, overrides: 
         "wall_time_s": round(float(seconds), 3),
         "cpu_count": os.cpu_count(),
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "parameters": json.loads(json.dumps(parameters, default=str)),
+        "parameters_sha256": parameters_digest(parameters),
+        "commit": commit,
+        "dirty": bool(status) if status is not None else None,
+        "device": device_description(parameters.get("device")),
+        "versions": library_versions(),
     }
     path = executed.with_name(executed.stem + RUN_RECORD_SUFFIX)
     text = json.dumps(record, indent=1) + "\n"
     atomic_write(path, lambda tmp: tmp.write_text(text))
     return path
+
+
+def parameters_digest(parameters: Mapping[str, Any]) -> str:
+    """sha256 of the parameters a chapter ran with, as canonical JSON (sorted keys).
+
+    Parameters
+    ----------
+    parameters : mapping
+        The parameters injected into the chapter.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits; equal for equal parameters whatever their order.
+    """
+    import hashlib
+
+    text = json.dumps(dict(parameters), sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+_VERSIONED = ("otlens", "torch", "transformers", "numpy", "pot", "pandas")
+
+
+def library_versions() -> dict[str, str]:
+    """The versions of Python and of the libraries that change a chapter's numbers.
+
+    Returns
+    -------
+    dict
+        ``{"python": ..., "otlens": ..., "torch": ..., ...}`` for those installed.
+    """
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def device_description(device: Any) -> str:
+    """``"cpu (<machine>)"`` or ``"cuda (<GPU name>)"``: the device a chapter's parameters ask for.
+
+    Parameters
+    ----------
+    device : str or None
+        The chapter's ``device`` parameter (None: the CPU).
+
+    Returns
+    -------
+    str
+    """
+    import platform
+
+    device = str(device or "cpu")
+    if device.startswith("cuda"):
+        try:
+            import torch
+
+            return f"cuda ({torch.cuda.get_device_name(torch.device(device))})"
+        except Exception:  # no CUDA here: say what was asked
+            return device
+    return f"cpu ({platform.machine()})"
 
 
 def read_run_record(executed: str | os.PathLike) -> dict[str, Any] | None:
