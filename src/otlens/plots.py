@@ -7,11 +7,32 @@ Every function takes a tidy :class:`pandas.DataFrame` (columns at least ``experi
 relabelling and the mean / confidence interval seaborn draws over seeds (bootstrapped with a
 fixed seed, so figures are reproducible).
 
-The look is set by :func:`plot_style` (seaborn ``whitegrid`` / ``notebook``, colourblind
-palette) inside a context manager, so importing this module changes no global matplotlib
-state. ``trained`` is shown as ``"trained"`` / ``"untrained"`` (always in that order and
-colour), column names through :data:`COLUMN_LABELS` and metric names (y-axis labels, with
-units) through :data:`METRIC_LABELS`; both dicts can be extended by callers.
+**The figure system.** Every figure is drawn for the book's text column:
+
+- :data:`COLUMN_WIDTH_IN` wide (6.9 in) at :data:`DISPLAY_DPI` (100), i.e. the 690-px text
+  column at one figure inch per 100 page pixels; a figure meant to span the page says so with
+  ``full_width=True`` (:data:`FULL_WIDTH_IN`), and its notebook cell should carry the
+  ``full-width`` tag. The width a figure was drawn for is its :data:`WIDTH_ATTR` attribute.
+- PNGs are drawn at :data:`PIXEL_RATIO` (2×) the displayed resolution: ``savefig.dpi`` is
+  200, and inside IPython the inline backend's ``png`` format becomes ``retina`` when this
+  module is imported (:func:`use_retina`), so a notebook's figure is a 1,380-px PNG shown 690 px
+  wide.
+- Text is at least :data:`MIN_FONT_PT` (8 pt) at that width (:data:`FONT_SIZES`); nothing is
+  drawn wider than its column, so nothing is shrunk below it.
+- Panels come from :func:`facet_grid`: at most :data:`MAX_PANELS_PER_ROW` (3) a row, wrapping
+  onto further rows; models are ordered by depth (their number of layers), and legends sit
+  outside the axes (below a grid, or beside a single panel), never over the data.
+- Heatmaps side by side get one colour scale each unless asked to share one, and sequential
+  palettes for layers or checkpoints stop short of the colour map's white end, so every line
+  stays visible on a white background.
+
+``tests/test_plots.py`` renders every plotting function and checks these rules.
+
+The look is set by :func:`plot_style` (seaborn ``whitegrid`` / ``paper``, colourblind palette,
+the sizes above) inside a context manager, so drawing changes no global matplotlib state.
+``trained`` is shown as ``"trained"`` / ``"untrained"`` (always in that order and colour),
+column names through :data:`COLUMN_LABELS` and metric names (y-axis labels, with units)
+through :data:`METRIC_LABELS`; both dicts can be extended by callers.
 
 This module needs matplotlib and seaborn; it is not imported by ``otlens/__init__``.
 """
@@ -19,6 +40,8 @@ This module needs matplotlib and seaborn; it is not imported by ``otlens/__init_
 from __future__ import annotations
 
 import contextlib
+import math
+import textwrap
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -36,13 +59,63 @@ __all__ = [
     "COLUMN_LABELS",
     "METRIC_LABELS",
     "TRAINED_LABELS",
+    "COLUMN_WIDTH_IN",
+    "FULL_WIDTH_IN",
+    "DISPLAY_DPI",
+    "PIXEL_RATIO",
+    "MIN_FONT_PT",
+    "MAX_PANELS_PER_ROW",
+    "FONT_SIZES",
+    "WIDTH_ATTR",
     "plot_style",
+    "facet_grid",
+    "use_retina",
     "plot_profile",
     "plot_entropy",
     "plot_layer_heatmap",
     "plot_layer_heatmaps",
     "plot_metric_bars",
 ]
+
+# ------------------------------------------------------------------------------ the figure system
+
+#: Width of the book's text column in inches: 690 page pixels at :data:`DISPLAY_DPI`.
+COLUMN_WIDTH_IN = 6.9
+#: Width of a figure placed full-width on purpose (``full_width=True``), in inches.
+FULL_WIDTH_IN = 10.0
+#: Figure dots per inch as displayed: one figure inch is this many page (CSS) pixels.
+DISPLAY_DPI = 100
+#: PNG pixels per displayed pixel (``savefig.dpi`` and the inline backend's ``retina`` format).
+PIXEL_RATIO = 2
+#: Smallest text size, in points, at the displayed size.
+MIN_FONT_PT = 8.0
+#: Most panels in one row of a figure; more wrap onto further rows.
+MAX_PANELS_PER_ROW = 3
+#: Text sizes in points (figure drawn at its displayed size, so these are the page sizes).
+FONT_SIZES = {"tick": 8.0, "legend": 8.0, "legend_title": 8.5, "annotation": 8.0, "label": 9.0,
+              "title": 9.0, "suptitle": 10.0}
+#: Attribute of every figure made here: ``"column"`` or ``"full"``, the width it was drawn for.
+WIDTH_ATTR = "otlens_width"
+
+_MAX_ROW_HEIGHT_IN = 3.4  # a single wide panel is not drawn taller than this
+_PAD_IN = 0.1  # the inline backend crops to the drawn content plus this margin a side (savefig.pad_inches)
+_RC = {
+    "figure.dpi": DISPLAY_DPI,
+    "savefig.dpi": DISPLAY_DPI * PIXEL_RATIO,
+    "savefig.bbox": "tight",
+    "font.size": FONT_SIZES["label"],
+    "axes.labelsize": FONT_SIZES["label"],
+    "axes.titlesize": FONT_SIZES["title"],
+    "xtick.labelsize": FONT_SIZES["tick"],
+    "ytick.labelsize": FONT_SIZES["tick"],
+    "legend.fontsize": FONT_SIZES["legend"],
+    "legend.title_fontsize": FONT_SIZES["legend_title"],
+    "figure.titlesize": FONT_SIZES["suptitle"],
+    "figure.labelsize": FONT_SIZES["label"],
+    "lines.markersize": 4.0,
+    "lines.linewidth": 1.4,
+    "axes.titlepad": 4.0,
+}
 
 #: How the boolean ``trained`` column is shown (legend entries), in this order.
 TRAINED_LABELS = {True: "trained", False: "untrained"}
@@ -86,8 +159,9 @@ _LAYER_XLABEL = "layer ℓ"
 def plot_style() -> Iterator[None]:
     """Apply otlens's figure style for the duration of a ``with`` block.
 
-    ``sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")`` inside
-    :func:`matplotlib.rc_context`, so the previous rcParams come back on exit.
+    ``sns.set_theme(style="whitegrid", context="paper", palette="colorblind")`` with the
+    sizes of the figure system (:data:`FONT_SIZES`, :data:`DISPLAY_DPI`, 2× ``savefig.dpi``)
+    inside :func:`matplotlib.rc_context`, so the previous rcParams come back on exit.
 
     Examples
     --------
@@ -96,8 +170,181 @@ def plot_style() -> Iterator[None]:
     >>> plt.close(fig)
     """
     with mpl.rc_context():
-        sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")
+        sns.set_theme(style="whitegrid", context="paper", palette="colorblind", rc=_RC)
         yield
+
+
+def use_retina() -> bool:
+    """Make IPython's inline backend show figures as 2× PNGs (``retina``) instead of ``png``.
+
+    Called when this module is imported. Outside IPython, or when the inline backend's formats
+    were set to something other than ``png`` (e.g. ``svg``), it changes nothing. A retina PNG
+    carries its displayed width (half its pixels), which the book's pages honour.
+
+    Returns
+    -------
+    bool
+        Whether the inline backend now draws retina PNGs.
+    """
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.config import InlineBackend
+    except ImportError:  # pragma: no cover - IPython ships with the notebook tooling
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    cfg = InlineBackend.instance(parent=shell)
+    formats = set(cfg.figure_formats)
+    if "png" in formats:
+        cfg.figure_formats = (formats - {"png"}) | {"retina"}  # re-selects the formatters if active
+    return "retina" in cfg.figure_formats
+
+
+def facet_grid(
+    n_panels: int,
+    *,
+    aspect: float = 1.3,
+    ncols: int | None = None,
+    row_height: float | None = None,
+    extra_height: float = 0.0,
+    full_width: bool = False,
+    sharex: bool = False,
+    sharey: bool = False,
+) -> tuple[Figure, list]:
+    """A figure for the text column holding ``n_panels`` panels, at most 3 a row.
+
+    Parameters
+    ----------
+    n_panels : int
+        Number of panels; they fill rows left to right, top to bottom.
+    aspect : float, default 1.3
+        Width / height of one panel (the row height is capped at 3.4 in).
+    ncols : int, optional
+        Panels per row (at most :data:`MAX_PANELS_PER_ROW`; default: as many as allowed).
+    row_height : float, optional
+        Height of one row in inches (overrides ``aspect``).
+    extra_height : float, default 0
+        Inches added for a legend or title below / above the grid.
+    full_width : bool, default False
+        Draw for :data:`FULL_WIDTH_IN` instead of the column.
+    sharex, sharey : bool, default False
+        Share the axes' x / y limits.
+
+    Returns
+    -------
+    (matplotlib.figure.Figure, list of matplotlib.axes.Axes)
+        A figure with a constrained layout and the ``n_panels`` axes in reading order (unused
+        cells of the last row are removed). Must be called inside :func:`plot_style`.
+    """
+    n = check_int(n_panels, "n_panels", minimum=1)
+    limit = MAX_PANELS_PER_ROW if ncols is None else min(check_int(ncols, "ncols", minimum=1), MAX_PANELS_PER_ROW)
+    cols = min(n, limit)
+    rows = math.ceil(n / cols)
+    width = _drawing_width(full_width)
+    if row_height is None:
+        row_height = min(width / cols / float(aspect), _MAX_ROW_HEIGHT_IN)
+    fig = plt.figure(figsize=(width, rows * row_height + extra_height), dpi=DISPLAY_DPI, layout="constrained")
+    grid = fig.subplots(rows, cols, squeeze=False, sharex=sharex, sharey=sharey)
+    axes = list(grid.flat)
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    setattr(fig, WIDTH_ATTR, "full" if full_width else "column")
+    return fig, axes[:n]
+
+
+def _drawing_width(full_width: bool) -> float:
+    """Inches a figure is drawn across: its column less the margins the inline backend adds."""
+    return (FULL_WIDTH_IN if full_width else COLUMN_WIDTH_IN) - 2 * _PAD_IN
+
+
+def _figure(width: float, height: float, *, full_width: bool = False) -> tuple[Figure, Any]:
+    """One panel, ``width`` (capped at the column) by ``height`` inches."""
+    limit = _drawing_width(full_width)
+    fig = plt.figure(figsize=(min(float(width), limit), float(height)), dpi=DISPLAY_DPI, layout="constrained")
+    setattr(fig, WIDTH_ATTR, "full" if full_width else "column")
+    return fig, fig.add_subplot()
+
+
+def _finish(fig: Figure, title: str | None = None) -> Figure:
+    """Title the figure and fix every axes' tick-label size (ticks made later inherit it)."""
+    for ax in fig.axes:
+        ax.tick_params(labelsize=FONT_SIZES["tick"])
+    if title:
+        fig.suptitle(title, fontsize=FONT_SIZES["suptitle"])
+    return _detach(fig)
+
+
+def _legend_below(fig: Figure, ax: Any, *, ncols: int | None = None, title: str | None = None) -> None:
+    """Move ``ax``'s legend (seaborn's or matplotlib's) under the whole figure."""
+    legend = ax.get_legend()
+    if legend is None:
+        handles, labels = ax.get_legend_handles_labels()
+        legend_title = title
+    else:
+        handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
+        legend_title = title if title is not None else legend.get_title().get_text()
+        legend.remove()
+    if not handles:
+        return
+    ncols = ncols or min(len(labels), 4)
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols, frameon=False,
+               title=legend_title or None)
+
+
+def _legend_beside(ax: Any, *, title: str | None = None) -> None:
+    """Put ``ax``'s legend outside the axes on the right (the layout makes room for it)."""
+    if ax.get_legend() is not None:
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                        **({} if title is None else {"title": title or None}))
+    elif ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title=title)
+
+
+def _wrap(text: str, width_in: float, size_pt: float = FONT_SIZES["title"]) -> str:
+    """``text`` broken into lines that fit ``width_in`` inches at ``size_pt`` (about 0.6 em a character)."""
+    chars = max(8, int((width_in - 0.2) * 72.0 / (0.6 * size_pt)))
+    return textwrap.fill(text, chars, break_long_words=False)
+
+
+def _ylabel(fig: Figure, axes: Sequence, label: str) -> None:
+    """One y label: on the panel itself for a single row, else once for the whole grid (a
+    rotated label longer than a short row would run into the next one)."""
+    rows = {ax.get_subplotspec().rowspan.start for ax in axes}
+    if len(rows) == 1:
+        for ax in axes:
+            ax.set_ylabel(label if ax.get_subplotspec().is_first_col() else "")
+    else:
+        fig.supylabel(label, fontsize=FONT_SIZES["label"])
+
+
+def _sequential(n: int, cmap: str = "rocket", lo: float = 0.12, hi: float = 0.78) -> list:
+    """``n`` colours from a sequential map, dark to light, stopping short of its white end."""
+    colours = mpl.colormaps[cmap](np.linspace(lo, hi, max(int(n), 1)))
+    return [tuple(c) for c in colours][: max(int(n), 1)]
+
+
+def _depth_order(data: pd.DataFrame, column: str) -> list:
+    """Values of ``column`` ordered by depth (their largest ``layer``), then by name."""
+    if "layer" not in data.columns:
+        return sorted(pd.unique(data[column]), key=str)
+    depth = data.groupby(column, sort=False)["layer"].max()
+    return sorted(depth.index, key=lambda v: (depth[v], str(v)))
+
+
+def _thin_ticks(ax: Any, axis: str, labels: Sequence, length_in: float, *, spacing_pt: float | None = None) -> None:
+    """Label heatmap cells centred at ``i + 0.5``, every k-th one when all would not fit ``length_in``."""
+    n = len(labels)
+    if n == 0:
+        return
+    if spacing_pt is None:
+        widest = max(len(str(v)) for v in labels)
+        spacing_pt = (FONT_SIZES["tick"] * (0.62 * widest + 0.8)) if axis == "x" else FONT_SIZES["tick"] * 1.45
+    fit = max(1, int(length_in * 72.0 / spacing_pt))
+    step = max(1, math.ceil(n / fit))
+    idx = list(range(0, n, step))
+    setter = ax.set_xticks if axis == "x" else ax.set_yticks
+    setter([i + 0.5 for i in idx], [str(labels[i]) for i in idx])
 
 
 def _detach(fig: Figure) -> Figure:
@@ -155,14 +402,39 @@ def _prepare(df: Any, *, metric: str | None, columns: Sequence[str | None]) -> p
 
 
 def _order(data: pd.DataFrame, column: str | None) -> list | None:
-    """Legend order: trained before untrained, else sorted (None when no such column)."""
+    """Legend / panel order: trained before untrained, models by depth, else sorted (None: no column)."""
     if column is None:
         return None
     values = list(pd.unique(data[column]))
     if column == COLUMN_LABELS["trained"]:
         known = [v for v in TRAINED_LABELS.values() if v in values]
         return known + sorted((v for v in values if v not in known), key=str)
-    return sorted(values, key=str)
+    if column == COLUMN_LABELS["model"]:
+        return _depth_order(data, column)
+    return sorted(values, key=_sort_key)
+
+
+def _sort_key(v: Any) -> tuple:
+    """Numbers in numeric order (1000 before 4096 before 16384), then everything else by name."""
+    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
+        return (0, float(v), "")
+    return (1, 0.0, str(v))
+
+
+def _compact_number(value: float, _pos: Any = None) -> str:
+    """A tick label with 3 significant digits and a short exponent (``1.5e8``): no offset text
+    above the axis, where it would run into the panel's title."""
+    text = f"{value:.3g}"
+    return text.replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
+
+
+def _hue_palette(data: pd.DataFrame, hue: str | None, order: list | None) -> Any:
+    """A discrete palette: sequential (dark → light, no white) for a numeric hue, else None."""
+    if hue is None or order is None or hue == COLUMN_LABELS["trained"]:
+        return None
+    if pd.api.types.is_numeric_dtype(data[hue]) and not pd.api.types.is_bool_dtype(data[hue]):
+        return dict(zip(order, _sequential(len(order), "mako", 0.15, 0.8)))
+    return None
 
 
 def _line_grid(
@@ -180,16 +452,22 @@ def _line_grid(
     title: str | None,
     ylabel: str | None,
     col_wrap: int | None,
-    height: float,
     aspect: float,
+    full_width: bool,
 ) -> Figure:
-    """One line panel per ``col`` value: mean over seeds with an error band, x = layer."""
+    """One line panel per (``row``, ``col``) value: mean over seeds with an error band, x = layer.
+
+    Panels wrap at :data:`MAX_PANELS_PER_ROW` (``col_wrap`` lowers it); with ``row``, each row
+    value starts a new row of panels. The legend goes under the grid.
+    """
     if metric is not None and not isinstance(metric, str):
         raise ValueError(f"`metric` must be a metric name (str) or None; got {metric!r}")
     check_int(n_boot, "n_boot", minimum=1)
+    if col_wrap is not None:
+        check_int(col_wrap, "col_wrap", minimum=1)
     if isinstance(df, pd.DataFrame) and df.empty:  # a selection this run did not compute (e.g. a method left out)
-        return _not_computed(xlabel=xlabel, ylabel=_metric_label(metric, ylabel), title=title,
-                             height=height, aspect=aspect)
+        return _not_computed(xlabel=xlabel, ylabel=_metric_label(metric, ylabel), title=title, aspect=aspect,
+                             full_width=full_width)
     data = _prepare(df, metric=metric, columns=["layer", "value", col, row, hue, style])
     if metric is None and "metric" in data.columns and "metric" not in (col, row, hue, style):
         present = sorted(map(str, pd.unique(data["metric"])))
@@ -200,40 +478,119 @@ def _line_grid(
     if row == "metric":
         data["metric"] = data["metric"].map(lambda m: METRIC_LABELS.get(m, str(m).replace("_", " ")))
     col_, row_, hue_, style_ = _show(col), _show(row), _show(hue), _show(style)
+    col_values = _order(data, col_) if col_ is not None else [None]
+    row_values = _order(data, row_) if row_ is not None else [None]
+    per_row = min(len(col_values), MAX_PANELS_PER_ROW, col_wrap or MAX_PANELS_PER_ROW)
+    # each row value fills whole rows of panels; a short row is padded with empty cells
+    slots: list[tuple[Any, Any] | None] = []
+    for r in row_values:
+        cells: list[tuple[Any, Any] | None] = [(r, c) for c in col_values]
+        cells += [None] * (-len(cells) % per_row)
+        slots += cells
+    hue_order, style_order = _order(data, hue_), _order(data, style_)
+    palette = _hue_palette(data, hue_, hue_order)
     marks = {"markers": True, "dashes": True} if style is not None else {"marker": "o"}
+    has_legend = hue is not None or style is not None
     with plot_style():
-        grid = sns.relplot(
-            data=data, kind="line", x="layer", y="value", col=col_, row=row_, hue=hue_, style=style_,
-            hue_order=_order(data, hue_), style_order=_order(data, style_), col_order=_order(data, col_),
-            row_order=_order(data, row_),
-            col_wrap=col_wrap, errorbar=errorbar, n_boot=n_boot, seed=_BOOT_SEED, height=height, aspect=aspect,
-            facet_kws={"sharey": sharey, "sharex": False}, **marks,
-        )  # fmt: skip
-        grid.set_axis_labels(xlabel, _metric_label(metric, ylabel))
-        if row is None:
-            grid.set_titles(col_template="{col_name}" if col is not None else "")
-        else:
-            grid.set_titles(template="{row_name} · {col_name}" if col is not None else "{row_name}")
-        for ax in grid.axes.flat:
+        fig, axes = facet_grid(len(slots), aspect=aspect, ncols=per_row, full_width=full_width,
+                               extra_height=0.45 if has_legend else 0.0)
+        first = None
+        for ax, slot in zip(axes, slots):
+            if slot is None:
+                fig.delaxes(ax)
+                continue
+            r, c = slot
+            sub = data
+            if row_ is not None:
+                sub = sub[sub[row_] == r]
+            if col_ is not None:
+                sub = sub[sub[col_] == c]
+            sns.lineplot(data=sub, x="layer", y="value", hue=hue_, style=style_, hue_order=hue_order,
+                         style_order=style_order, palette=palette, errorbar=errorbar, n_boot=n_boot,
+                         seed=_BOOT_SEED, ax=ax, legend="full" if first is None and has_legend else False,
+                         **marks)  # fmt: skip
+            first = ax if first is None else first
+            names = [str(v) for v in (r, c) if v is not None]
+            ax.set_title(_wrap(" · ".join(names), _drawing_width(full_width) / per_row))
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.tick_params(axis="y", labelleft=True)
-        if title is not None:
-            grid.figure.suptitle(title, y=1.03)
-    return _detach(grid.figure)
+            ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(_compact_number))
+        _ylabel(fig, [ax for ax in fig.axes], _metric_label(metric, ylabel))
+        if sharey:
+            live = [ax for ax in fig.axes]
+            lo = min(ax.get_ylim()[0] for ax in live)
+            hi = max(ax.get_ylim()[1] for ax in live)
+            for ax in live:
+                ax.set_ylim(lo, hi)
+        if first is not None and has_legend:
+            _legend_below(fig, first)
+        return _finish(fig, title)
 
 
 NOT_COMPUTED = "not computed in this run"  #: the text of a line figure whose data frame has no rows
 
 
-def _not_computed(*, xlabel: str, ylabel: str, title: str | None, height: float, aspect: float) -> Figure:
+def _not_computed(*, xlabel: str, ylabel: str, title: str | None, aspect: float = 1.9,
+                  full_width: bool = False) -> Figure:
     """One empty panel saying :data:`NOT_COMPUTED` (a chapter run with a subset of its variants)."""
     with plot_style():
-        fig, ax = plt.subplots(figsize=(height * aspect, height))
+        fig, (ax,) = facet_grid(1, aspect=max(aspect, 1.9), full_width=full_width)
         ax.text(0.5, 0.5, NOT_COMPUTED, ha="center", va="center", transform=ax.transAxes, color="0.4")
         ax.set(xlabel=xlabel, ylabel=ylabel, xticks=[], yticks=[])
         if title is not None:
             ax.set_title(title)
-    return _detach(fig)
+        return _finish(fig)
+
+
+_LINE_PARAMS = """
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Tidy results with columns ``metric``, ``layer`` (int), ``value`` and those named below.
+    metric : str or None
+        Which ``metric`` rows to plot (``None``: all rows, e.g. with ``row="metric"``); its y
+        label comes from :data:`METRIC_LABELS`.
+    col : str or None, default "model"
+        Column giving one panel per value (``None``: one panel); models are ordered by depth.
+    row : str or None, default None
+        Column giving one row of panels per value (e.g. ``"metric"`` with ``metric=None``, or
+        ``"method"`` to give each method its own y axis).
+    hue : str or None, default "trained"
+        Column giving the line colour (``trained`` is shown as trained / untrained; a numeric
+        column gets a sequential palette).
+    style : str or None, default None
+        Column giving the line style and marker (e.g. ``"method"``).
+    errorbar : seaborn errorbar spec, default ("ci", 95)
+        Band over repeated rows: ``("ci", 95)``, ``"sd"``, ``("pi", 50)``, or ``None``.
+    n_boot : int, default 1000
+        Bootstrap resamples for a ``"ci"`` band (seeded, so the band is reproducible).
+    sharey : bool, default False
+        Share the y axis across panels.
+    title : str, optional
+        Figure title above the panels.
+    ylabel : str, optional
+        Override the y label.
+    col_wrap : int, optional
+        Wrap panels after this many columns (at most :data:`MAX_PANELS_PER_ROW` whatever it says).
+    aspect : float, default 1.3
+        Width / height of each panel (its width is the column's share).
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, one axes per panel, the legend under the panels.
+
+    A ``df`` without rows (a selection the run did not compute, such as a method left out of a
+    chapter's ``methods``) gives one empty panel that says so, not an error.
+
+    Raises
+    ------
+    ValueError
+        If ``df`` is not a DataFrame, lacks a needed column, or has rows but none for ``metric``.
+"""
 
 
 def plot_profile(
@@ -250,61 +607,21 @@ def plot_profile(
     title: str | None = None,
     ylabel: str | None = None,
     col_wrap: int | None = None,
-    height: float = 3.2,
     aspect: float = 1.3,
+    full_width: bool = False,
 ) -> Figure:
-    """Layer-transition profile of a metric (e.g. adjacent-layer OT cost), one panel per model.
+    return _line_grid(
+        df, metric=metric, xlabel=_PROFILE_XLABEL, col=col, row=row, hue=hue, style=style, errorbar=errorbar,
+        n_boot=n_boot, sharey=sharey, title=title, ylabel=ylabel, col_wrap=col_wrap, aspect=aspect,
+        full_width=full_width,
+    )  # fmt: skip
+
+
+plot_profile.__doc__ = """Layer-transition profile of a metric (e.g. adjacent-layer OT cost), one panel per model.
 
     Row ``layer = ℓ`` is the transition ℓ→ℓ+1. Lines are means over the rows sharing
     (panel, hue, style, layer), usually seeds, with a band given by ``errorbar``.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        Tidy results with columns ``metric``, ``layer`` (int), ``value`` and those named below.
-    metric : str or None
-        Which ``metric`` rows to plot (``None``: all rows, e.g. with ``row="metric"``); its y
-        label comes from :data:`METRIC_LABELS`.
-    col : str or None, default "model"
-        Column giving one panel per value (``None``: one panel).
-    row : str or None, default None
-        Column giving one row of panels per value (e.g. ``"metric"`` with ``metric=None``).
-    hue : str or None, default "trained"
-        Column giving the line colour (``trained`` is shown as trained / untrained).
-    style : str or None, default None
-        Column giving the line style and marker (e.g. ``"method"``).
-    errorbar : seaborn errorbar spec, default ("ci", 95)
-        Band over repeated rows: ``("ci", 95)``, ``"sd"``, ``("pi", 50)``, or ``None``.
-    n_boot : int, default 1000
-        Bootstrap resamples for a ``"ci"`` band (seeded, so the band is reproducible).
-    sharey : bool, default False
-        Share the y axis across panels.
-    title : str, optional
-        Figure title above the panels.
-    ylabel : str, optional
-        Override the y label.
-    col_wrap : int, optional
-        Wrap panels after this many columns.
-    height, aspect : float
-        Size of each panel in inches (height) and its width / height ratio.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        The figure (of a seaborn ``FacetGrid``), one axes per panel.
-
-    A ``df`` without rows (a selection the run did not compute, such as a method left out of a
-    chapter's ``methods``) gives one empty panel that says so, not an error.
-
-    Raises
-    ------
-    ValueError
-        If ``df`` is not a DataFrame, lacks a needed column, or has rows but none for ``metric``.
-    """
-    return _line_grid(
-        df, metric=metric, xlabel=_PROFILE_XLABEL, col=col, row=row, hue=hue, style=style, errorbar=errorbar,
-        n_boot=n_boot, sharey=sharey, title=title, ylabel=ylabel, col_wrap=col_wrap, height=height, aspect=aspect,
-    )  # fmt: skip
+""" + _LINE_PARAMS
 
 
 def plot_entropy(
@@ -321,34 +638,21 @@ def plot_entropy(
     title: str | None = None,
     ylabel: str | None = None,
     col_wrap: int | None = None,
-    height: float = 3.2,
     aspect: float = 1.3,
+    full_width: bool = False,
 ) -> Figure:
-    """Entropy per layer (row ``layer = ℓ`` is layer ℓ, 0 = embeddings), one panel per model.
-
-    The same figure as :func:`plot_profile` with the x axis labelled "layer ℓ"; see there for
-    the parameters. ``metric`` names the entropy rows (e.g. ``"norm_entropy"``,
-    ``"prompt_entropy"``, ``"dataset_entropy"``).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        The figure (of a seaborn ``FacetGrid``), one axes per panel.
-
-    A ``df`` without rows (a selection the run did not compute, such as a method left out of a
-    chapter's ``methods``) gives one empty panel that says so, not an error.
-
-    Raises
-    ------
-    ValueError
-        If ``df`` is not a DataFrame, lacks a needed column, or has rows but none for ``metric``.
-    """
     return _line_grid(
         df, metric=metric, xlabel=_LAYER_XLABEL, col=col, row=row, hue=hue, style=style, errorbar=errorbar,
-        n_boot=n_boot, sharey=sharey, title=title, ylabel=ylabel, col_wrap=col_wrap, height=height, aspect=aspect,
+        n_boot=n_boot, sharey=sharey, title=title, ylabel=ylabel, col_wrap=col_wrap, aspect=aspect,
+        full_width=full_width,
     )  # fmt: skip
 
 
+plot_entropy.__doc__ = """Entropy per layer (row ``layer = ℓ`` is layer ℓ, 0 = embeddings), one panel per model.
+
+    The same figure as :func:`plot_profile` with the x axis labelled "layer ℓ". ``metric``
+    names the entropy rows (e.g. ``"norm_entropy"``, ``"prompt_entropy"``, ``"dataset_entropy"``).
+""" + _LINE_PARAMS
 def _as_matrix(matrix: Any) -> tuple[np.ndarray, list | None, list | None]:
     """A finite-or-NaN 2-D float array (NaN cells are left blank), plus DataFrame labels."""
     rows = cols = None
@@ -385,6 +689,24 @@ def _tick_labels(labels: Any, shape: tuple[int, int], rows: list | None, cols: l
     return row_labels, col_labels
 
 
+def _heatmap(ax: Any, m: np.ndarray, row_labels: Sequence, col_labels: Sequence, *, cmap: str, annotate: bool,
+             fmt: str, vmin: float | None, vmax: float | None, cbar: bool, cbar_label: str, side_in: float,
+             square: bool = True, **kwargs: Any) -> None:
+    """Draw one heatmap into ``ax`` with 8-pt annotations and tick labels thinned to fit ``side_in`` inches."""
+    sns.heatmap(
+        m, ax=ax, cmap=cmap, square=square, annot=annotate, fmt=fmt, mask=np.isnan(m), vmin=vmin, vmax=vmax,
+        xticklabels=False, yticklabels=False, cbar=cbar, cbar_kws={"label": cbar_label} if cbar else None,
+        annot_kws={"fontsize": FONT_SIZES["annotation"]}, **kwargs,
+    )  # fmt: skip
+    ax.grid(False)
+    n_rows, n_cols = m.shape
+    cell = side_in / max(n_rows, n_cols) if square else None
+    _thin_ticks(ax, "x", list(col_labels), cell * n_cols if cell else side_in)
+    _thin_ticks(ax, "y", list(row_labels), cell * n_rows if cell else side_in)
+    ax.tick_params(axis="x", labelrotation=0)
+    ax.tick_params(axis="y", labelrotation=0)
+
+
 def plot_layer_heatmap(
     matrix: Any,
     *,
@@ -399,11 +721,13 @@ def plot_layer_heatmap(
     fmt: str = ".2g",
     vmin: float | None = None,
     vmax: float | None = None,
+    full_width: bool = False,
 ) -> Figure:
     """Heatmap of a layer-by-layer matrix (e.g. the OT cost between all pairs of layers).
 
     Row ``i``, column ``j`` is drawn at row ``i`` from the top (origin upper left), with square
-    cells and a labelled colour bar; NaN cells are left blank.
+    cells and a labelled colour bar; NaN cells are left blank. Tick labels are thinned to every
+    k-th layer when all would not fit at 8 pt.
 
     Parameters
     ----------
@@ -429,6 +753,8 @@ def plot_layer_heatmap(
         Number format of the annotations.
     vmin, vmax : float, optional
         Colour scale limits (default: the data range).
+    full_width : bool, default False
+        Allow the full page width (a new figure is otherwise at most the column wide).
 
     Returns
     -------
@@ -446,20 +772,23 @@ def plot_layer_heatmap(
     own = ax is None
     with plot_style():
         if ax is None:
-            side = float(np.clip(0.45 * max(m.shape) + 2.0, 4.0, 11.0))
-            _, ax = plt.subplots(figsize=(side + 1.0, side))
-        sns.heatmap(
-            m, ax=ax, cmap=cmap, square=True, annot=annotate, fmt=fmt, mask=np.isnan(m), vmin=vmin, vmax=vmax,
-            xticklabels=col_labels, yticklabels=row_labels, cbar_kws={"label": cbar_label},
-        )  # fmt: skip
-        ax.grid(False)
+            side = float(np.clip(0.25 * max(m.shape) + 2.0, 3.0, 5.0))
+            fig, ax = _figure(side + 1.4, side + 0.5, full_width=full_width)
+        else:
+            fig = ax.figure
+        bbox = ax.get_position()
+        side_in = 0.8 * min(bbox.width * fig.get_figwidth(), bbox.height * fig.get_figheight())
+        _heatmap(ax, m, row_labels, col_labels, cmap=cmap, annotate=annotate, fmt=fmt, vmin=vmin, vmax=vmax,
+                 cbar=True, cbar_label=cbar_label, side_in=side_in)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        ax.tick_params(axis="x", labelrotation=0)
-        ax.tick_params(axis="y", labelrotation=0)
         if title is not None:
             ax.set_title(title)
-    return _detach(ax.figure) if own else ax.figure
+        if own:
+            return _finish(fig)
+        for a in fig.axes:
+            a.tick_params(labelsize=FONT_SIZES["tick"])
+        return fig
 
 
 def plot_layer_heatmaps(
@@ -468,25 +797,35 @@ def plot_layer_heatmaps(
     title: str | None = None,
     cmap: str = "viridis",
     cbar_label: str = "debiased OT divergence",
+    shared_scale: bool = False,
+    full_width: bool = False,
 ) -> Figure:
-    """Several layer-by-layer matrices side by side on one colour scale (e.g. trained vs untrained).
+    """Several layer-by-layer matrices (e.g. trained vs untrained), at most 3 a row.
 
-    ``matrices`` maps a panel title to a matrix accepted by :func:`plot_layer_heatmap`.
+    ``matrices`` maps a panel title to a matrix accepted by :func:`plot_layer_heatmap`. Each
+    panel has its own colour scale and colour bar, so every matrix's structure is visible even
+    when their ranges differ by orders of magnitude; ``shared_scale=True`` puts them all on one
+    scale (to compare levels across panels).
+
+    Raises
+    ------
+    ValueError
+        If ``matrices`` is not a non-empty dict, or a matrix is not a finite 2-D array.
     """
     if not isinstance(matrices, dict) or not matrices:
         raise ValueError(f"`matrices` must be a non-empty dict of title -> matrix; got {type(matrices).__name__}")
     arrays = {k: _as_matrix(v)[0] for k, v in matrices.items()}
-    vmin = float(min(np.nanmin(a) for a in arrays.values()))
-    vmax = float(max(np.nanmax(a) for a in arrays.values()))
-    side = float(np.clip(0.3 * max(max(a.shape) for a in arrays.values()) + 2.5, 3.5, 7.0))
+    vmin = float(min(np.nanmin(a) for a in arrays.values())) if shared_scale else None
+    vmax = float(max(np.nanmax(a) for a in arrays.values())) if shared_scale else None
     with plot_style():
-        fig, axes = plt.subplots(1, len(arrays), figsize=(len(arrays) * (side + 1.0), side), squeeze=False)
-        for ax, (name, m) in zip(axes[0], arrays.items()):
-            plot_layer_heatmap(m, ax=ax, title=name, cmap=cmap, cbar_label=cbar_label, vmin=vmin, vmax=vmax)
-        if title is not None:
-            fig.suptitle(title)
-        fig.tight_layout()
-    return _detach(fig)
+        fig, axes = facet_grid(len(arrays), aspect=1.2, full_width=full_width, extra_height=0.3 if title else 0.0)
+        width = _drawing_width(full_width) / min(len(arrays), MAX_PANELS_PER_ROW)
+        for ax, (name, m) in zip(axes, arrays.items()):
+            labels = list(range(m.shape[0])), list(range(m.shape[1]))
+            _heatmap(ax, m, *labels, cmap=cmap, annotate=False, fmt=".2g", vmin=vmin, vmax=vmax, cbar=True,
+                     cbar_label=cbar_label, side_in=0.62 * width)
+            ax.set(title=name, xlabel="layer", ylabel="layer" if ax.get_subplotspec().is_first_col() else "")
+        return _finish(fig, title)
 
 
 def plot_metric_bars(
@@ -505,6 +844,7 @@ def plot_metric_bars(
     title: str | None = None,
     xlabel: str | None = None,
     ylabel: str | None = None,
+    full_width: bool = False,
 ) -> Figure:
     """Bar (or point) plot of a score per category with error bars, e.g. a table of scores.
 
@@ -533,6 +873,8 @@ def plot_metric_bars(
         Draw into this axes; by default a new figure is made.
     title, xlabel, ylabel : str, optional
         Title and axis-label overrides.
+    full_width : bool, default False
+        Draw a new figure for the full page width instead of the text column.
 
     Returns
     -------
@@ -550,60 +892,72 @@ def plot_metric_bars(
     data = _prepare(df, metric=metric, columns=[x, y, hue])
     own = ax is None
     x_, y_, hue_ = _show(x), _show(y), _show(hue)
+    categories = order if order is not None else _order(data, x_)
     common = dict(
-        data=data, x=x_, y=y_, hue=hue_, order=order if order is not None else _order(data, x_),
+        data=data, x=x_, y=y_, hue=hue_, order=categories,
         hue_order=hue_order if hue_order is not None else _order(data, hue_), errorbar=errorbar,
         n_boot=n_boot, seed=_BOOT_SEED, capsize=0.15,
     )  # fmt: skip
     with plot_style():
         if ax is None:
-            n = data[x_].nunique()
-            _, ax = plt.subplots(figsize=(float(np.clip(1.0 + 0.9 * n, 4.0, 12.0)), 3.6))
+            fig, ax = _figure(FULL_WIDTH_IN, 3.4, full_width=full_width)
+        else:
+            fig = ax.figure
         if kind == "bar":
             sns.barplot(ax=ax, **common)
         else:
             sns.pointplot(ax=ax, dodge=0.3 if hue is not None else False, linestyles="none", **common)
         ax.set_xlabel(xlabel if xlabel is not None else x_)
         ax.set_ylabel(_metric_label(metric, ylabel) if y == "value" else (ylabel or y_))
-        if hue is not None and ax.get_legend() is not None:  # beside the axes, never over a bar
-            sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), title=hue_, frameon=False)
+        # long category names: rotate them when their lines would not fit side by side
+        widest = max((max(len(p) for p in str(c).split("\n")) for c in categories), default=1)
+        room = 0.75 * fig.get_figwidth() * 72.0 / max(len(categories), 1)
+        if widest * 0.6 * FONT_SIZES["tick"] > room:  # upright, on one line each
+            ax.set_xticks(ax.get_xticks(), [str(c).replace("\n", " ") for c in categories], rotation=90)
+        if hue is not None:  # beside the axes, never over a bar
+            _legend_beside(ax, title=hue_)
         if title is not None:
             ax.set_title(title)
-    return _detach(ax.figure) if own else ax.figure
+        if own:
+            return _finish(fig)
+        ax.tick_params(labelsize=FONT_SIZES["tick"])
+        return fig
 
 
 # --------------------------------------------------------------------------------------------
 # Chapter 3: attention as optimal transport
 
 
-def plot_depth_error(df: pd.DataFrame, *, metric: str = "plan_error", title: str | None = None) -> Figure:
-    """Error against depth (log-log), one panel per list length ``n``, one line per method.
+def plot_depth_error(df: pd.DataFrame, *, metric: str = "plan_error", title: str | None = None,
+                     full_width: bool = False) -> Figure:
+    """Error against depth (log-log), one panel per list length ``n`` (at most 3 a row), one line per method.
 
-    ``df`` is :func:`otlens.attention_ot.sorting_study`'s table; bands are 95% intervals over seeds.
+    ``df`` is :func:`otlens.attention_ot.sorting_study`'s table; bands are 95% intervals over
+    seeds. The panels share the y axis; the legend is under them.
     """
     data = _prepare(df, metric=metric, columns=["layer", "method", "n"])
     data = data[data["layer"] > 0]
     lengths = sorted(data["n"].unique())
+    methods = sorted(data["method"].unique(), key=str)
     with plot_style():
-        fig, axes = plt.subplots(1, len(lengths), figsize=(3.2 * len(lengths) + 1.5, 3.2), sharey=True, squeeze=False)
-        for ax, n in zip(axes[0], lengths):
-            sns.lineplot(data=data[data["n"] == n], x="layer", y="value", hue="method", ax=ax, marker="o",
-                         errorbar=("ci", 95), legend=ax is axes[0][-1])
+        fig, axes = facet_grid(len(lengths), aspect=1.15, sharey=True, full_width=full_width, extra_height=0.4)
+        for ax, n in zip(axes, lengths):
+            sns.lineplot(data=data[data["n"] == n], x="layer", y="value", hue="method", hue_order=methods, ax=ax,
+                         marker="o", errorbar=("ci", 95), seed=_BOOT_SEED, legend=ax is axes[0])
             ax.set_xscale("log", base=2)
-            if metric != "sort_accuracy" and metric != "sorted":
+            if metric not in ("sort_accuracy", "sorted"):
                 ax.set_yscale("log")
+                ax.yaxis.set_minor_formatter(mpl.ticker.NullFormatter())  # crowded 3×10⁻¹, 4×10⁻¹, ...
             ax.set_title(f"n = {n}")
-            ax.set_xlabel("depth (layers) / Sinkhorn iterations")
-        axes[0][0].set_ylabel(_metric_label(metric, None))
-        if axes[0][-1].get_legend() is not None:
-            sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-        if title:
-            fig.suptitle(title)
-    return _detach(fig)
+            ax.set_xlabel("depth / iterations")
+            ax.set_ylabel(_metric_label(metric, None) if ax.get_subplotspec().is_first_col() else "")
+        _legend_below(fig, axes[0])
+        return _finish(fig, title)
 
 
-def plot_sorted_lists(examples: Sequence[tuple[Any, Any]], *, title: str | None = None) -> Figure:
-    """Input lists and the transformer's output order, one panel per list.
+def plot_sorted_lists(examples: Sequence[tuple[Any, Any]], *, title: str | None = None,
+                      full_width: bool = False) -> Figure:
+    """Input lists and the transformer's output order, one panel per list (at most 3 a row).
 
     ``examples`` holds ``(values, rank)`` pairs: ``rank[i]`` is the position the transformer
     gives ``values[i]``. Each panel plots the values at their input index (grey) and at their
@@ -612,66 +966,78 @@ def plot_sorted_lists(examples: Sequence[tuple[Any, Any]], *, title: str | None 
     if not examples:
         raise ValueError("`examples` must hold at least one (values, rank) pair")
     with plot_style():
-        fig, axes = plt.subplots(1, len(examples), figsize=(3.0 * len(examples) + 0.5, 3.0), squeeze=False)
-        for ax, (values, rank) in zip(axes[0], examples):
+        fig, axes = facet_grid(len(examples), aspect=1.2, full_width=full_width, extra_height=0.3)
+        for ax, (values, rank) in zip(axes, examples):
             v, r = np.asarray(values, dtype=float), np.asarray(rank)
             ax.plot(np.arange(len(v)), v, "o", color="0.7", ms=3, label="input")
             ax.plot(r, v, ".-", color="C0", ms=4, label="transformer output")
             ok = np.array_equal(v[np.argsort(r, kind="stable")], np.sort(v)) and len(set(r.tolist())) == len(v)
             ax.set_title(f"n = {len(v)}: {'sorted' if ok else 'not sorted'}")
             ax.set_xlabel("position")
-        axes[0][0].set_ylabel("value")
-        axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-        if title:
-            fig.suptitle(title)
-    return _detach(fig)
+            ax.set_ylabel("value" if ax.get_subplotspec().is_first_col() else "")
+        _legend_below(fig, axes[0])
+        return _finish(fig, title)
 
 
 def plot_alignment_maps(maps: dict, source_words: Sequence[str], target_words: Sequence[str], *,
-                        gold: Any = None, title: str | None = None) -> Figure:
-    """Soft alignments (target words as rows, source words as columns), side by side.
+                        gold: Any = None, title: str | None = None, full_width: bool = False) -> Figure:
+    """Soft alignments (target words as rows, source words as columns), at most 3 a row.
 
     ``maps`` maps a panel title to a ``[n_source, n_target]`` matrix; each is shown
-    column-normalised (each target word's distribution over source words). Gold links, if given
-    as a set of ``(i, j)``, are marked with red dots.
+    column-normalised (each target word's distribution over source words), on one 0–1 scale.
+    Gold links, if given as a set of ``(i, j)``, are marked with red dots. Panels a row: as many
+    (up to 3, at least 2) as let every source word be labelled at 8 pt; where the words do not
+    fit, every k-th word is labelled.
     """
     if not maps:
         raise ValueError("`maps` must hold at least one matrix")
     ns, nt = len(source_words), len(target_words)
+    label_pt = FONT_SIZES["tick"] * 1.25  # one rotated word label
+    word_in = FONT_SIZES["tick"] * 0.6 * max((len(str(w)) for w in [*source_words, *target_words]), default=1) / 72
+    room = _drawing_width(full_width) - word_in - 0.4
+    need = ns * label_pt / 72 + 0.15
+    fewest = 2 if len(maps) > 1 else 1  # below that the figure gets too tall: thin the labels instead
+    ncols = int(np.clip(room // need, fewest, min(len(maps), MAX_PANELS_PER_ROW)))
+    panel_w = room / ncols
+    panel_h = float(np.clip(panel_w * nt / max(ns, 1), min(nt * label_pt / 72, 3.0), 3.0))
     with plot_style():
-        fig, axes = plt.subplots(1, len(maps), figsize=(0.22 * ns * len(maps) + 2.5, 0.22 * nt + 2.0), squeeze=False)
-        for ax, (name, M) in zip(axes[0], maps.items()):
+        fig, axes = facet_grid(len(maps), ncols=ncols, row_height=panel_h + word_in + 0.35,
+                               full_width=full_width, extra_height=0.3 if title else 0.0)
+        for ax, (name, M) in zip(axes, maps.items()):
             M = np.asarray(M.detach().cpu() if hasattr(M, "detach") else M, dtype=float)
             if M.shape != (ns, nt):
                 raise ValueError(f"map {name!r} must have shape ({ns}, {nt}); got {M.shape}")
             M = (M / np.clip(M.sum(0, keepdims=True), 1e-300, None)).T
             ax.imshow(M, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+            ax.grid(False)
             if gold:
                 gi = np.array(sorted(gold))
                 ax.plot(gi[:, 0], gi[:, 1], "o", color="red", ms=2.5)
-            ax.set_xticks(range(ns), list(source_words), rotation=90, fontsize=6)
-            ax.set_yticks(range(nt), list(target_words) if ax is axes[0][0] else [""] * nt, fontsize=6)
-            ax.set_title(name, fontsize=9)
-        if title:
-            fig.suptitle(title)
-    return _detach(fig)
+            step_x = max(1, math.ceil(ns * label_pt / 72 / max(panel_w - 0.15, 0.3)))
+            step_y = max(1, math.ceil(nt * label_pt / 72 / max(panel_h, 0.3)))
+            first = ax.get_subplotspec().is_first_col()
+            ax.set_xticks(range(0, ns, step_x), [str(w) for w in source_words][::step_x], rotation=90)
+            ax.set_yticks(range(0, nt, step_y), [str(w) for w in target_words][::step_y] if first else [])
+            ax.set_title(name)
+        return _finish(fig, title)
 
 
 def plot_alignment_by_layer(df: pd.DataFrame, *, metric: str = "accuracy", hue: str = "method",
-                            ylabel: str | None = None, title: str | None = None) -> Figure:
-    """A per-layer alignment score (or agreement), one line per ``hue`` value."""
+                            ylabel: str | None = None, title: str | None = None,
+                            full_width: bool = False) -> Figure:
+    """A per-layer alignment score (or agreement), one line per ``hue`` value, legend beside it."""
     data = _prepare(df, metric=metric, columns=["layer", hue])
     with plot_style():
-        fig, ax = plt.subplots(figsize=(6.5, 3.4))
-        sns.lineplot(data=data, x="layer", y="value", hue=hue, marker="o", ax=ax, errorbar=None)
+        fig, ax = _figure(FULL_WIDTH_IN, 3.2, full_width=full_width)
+        sns.lineplot(data=data, x="layer", y="value", hue=hue, hue_order=_order(data, hue), marker="o", ax=ax,
+                     errorbar=None)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("block")
         ax.set_ylabel(_metric_label(metric, ylabel))
-        if ax.get_legend() is not None:
-            sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+        _legend_beside(ax)
         if title:
             ax.set_title(title)
-    return _detach(fig)
+        return _finish(fig)
 
 
 __all__ += ["plot_depth_error", "plot_sorted_lists", "plot_alignment_maps", "plot_alignment_by_layer"]
@@ -683,11 +1049,12 @@ __all__ += ["plot_depth_error", "plot_sorted_lists", "plot_alignment_maps", "plo
 
 def plot_couplings(couplings: dict[str, Any], *, title: str | None = None,
                    xlabel: str = "target layer", ylabel: str = "source layer",
-                   cbar_label: str = "share of the source layer's mass") -> Figure:
-    """HOT layer couplings side by side, one panel per model pair (shapes may differ).
+                   cbar_label: str = "share of the source layer's mass", full_width: bool = False) -> Figure:
+    """HOT layer couplings, one panel per model pair (shapes may differ), at most 3 a row.
 
     ``couplings`` maps a panel title to an ``[L, M]`` coupling ``P``. Each row is shown as the
-    share of that source layer's mass (``L · P``, rows sum to 1), on one 0–1 colour scale.
+    share of that source layer's mass (``L · P``, rows sum to 1), on one 0–1 colour scale with
+    one colour bar for all panels. Panels keep the caller's order.
     """
     if not isinstance(couplings, dict) or not couplings:
         raise ValueError(f"`couplings` must be a non-empty dict of title -> [L, M] matrix; got {type(couplings).__name__}")
@@ -695,27 +1062,23 @@ def plot_couplings(couplings: dict[str, Any], *, title: str | None = None,
     for name, P in couplings.items():
         m = _as_matrix(P)[0]
         mats[name] = m / np.where(m.sum(1, keepdims=True) > 0, m.sum(1, keepdims=True), 1.0)
-    widths = [max(2.2, 0.32 * m.shape[1] + 1.4) for m in mats.values()]
-    height = float(np.clip(0.32 * max(m.shape[0] for m in mats.values()) + 1.6, 2.8, 7.0))
+    width = _drawing_width(full_width) / min(len(mats), MAX_PANELS_PER_ROW)
     with plot_style():
-        fig, axes = plt.subplots(1, len(mats), figsize=(sum(widths) + 1.0, height), squeeze=False,
-                                 gridspec_kw={"width_ratios": widths})
-        for k, (ax, (name, m)) in enumerate(zip(axes[0], mats.items())):
-            last = k == len(mats) - 1
-            sns.heatmap(m, ax=ax, cmap="mako_r", vmin=0, vmax=1, square=True, cbar=last,
-                        cbar_kws={"label": cbar_label} if last else None, linewidths=0.3, linecolor="white")
-            ax.set_title(name, fontsize=10)
+        fig, axes = facet_grid(len(mats), aspect=1.0, full_width=full_width, extra_height=0.5)
+        for ax, (name, m) in zip(axes, mats.items()):
+            _heatmap(ax, m, range(m.shape[0]), range(m.shape[1]), cmap="mako_r", annotate=False, fmt=".2g",
+                     vmin=0, vmax=1, cbar=False, cbar_label="", side_in=0.7 * width, linewidths=0.3,
+                     linecolor="white")
+            ax.set_title(name)
             ax.set_xlabel(xlabel)
-            ax.set_ylabel(ylabel if k == 0 else "")
-            ax.tick_params(axis="both", labelrotation=0, labelsize=7)
-        if title:
-            fig.suptitle(title)
-        fig.tight_layout()
-    return _detach(fig)
+            ax.set_ylabel(ylabel if ax.get_subplotspec().is_first_col() else "")
+        bar = fig.colorbar(axes[0].collections[0], ax=axes, location="bottom", shrink=0.5, aspect=30)
+        bar.set_label(cbar_label)
+        return _finish(fig, title)
 
 
 def plot_reconstruction(actual: Any, predicted: Any, *, n_units: int = 6, seed: int = 0,
-                        title: str | None = None) -> Figure:
+                        title: str | None = None, full_width: bool = False) -> Figure:
     """Held-out responses of a few units against their reconstruction, one colour per unit.
 
     ``actual`` and ``predicted`` are ``[n_stimuli, n_units]`` (one layer); ``n_units`` units
@@ -732,14 +1095,14 @@ def plot_reconstruction(actual: Any, predicted: Any, *, n_units: int = 6, seed: 
         rows += [(f"unit {u} (r = {r:.2f})", x, y) for x, y in zip(a[:, u], p[:, u])]
     data = pd.DataFrame(rows, columns=["unit", "actual", "predicted"])
     with plot_style():
-        fig, ax = plt.subplots(figsize=(6.2, 4.2))
+        fig, ax = _figure(FULL_WIDTH_IN, 3.6, full_width=full_width)
         sns.scatterplot(data=data, x="actual", y="predicted", hue="unit", s=14, alpha=0.7, ax=ax, linewidth=0)
         ax.set_xlabel("held-out response (standardised)")
         ax.set_ylabel("reconstruction from the target")
-        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, title=None)
+        _legend_beside(ax, title="")
         if title:
             ax.set_title(title)
-    return _detach(fig)
+        return _finish(fig)
 
 
 __all__ += ["plot_couplings", "plot_reconstruction"]
@@ -750,14 +1113,17 @@ __all__ += ["plot_couplings", "plot_reconstruction"]
 
 
 def _steps_palette(steps: Sequence[int]) -> dict:
-    """Checkpoint step -> colour, light (early) to dark (late), evenly spaced in log(step + 1)."""
+    """Checkpoint step -> colour, light (early) to dark (late); the lightest stays visible on white."""
     steps = sorted(set(int(s) for s in steps))
-    colours = sns.color_palette("viridis_r", len(steps))
+    colours = _sequential(len(steps), "viridis", 0.0, 0.82)[::-1]
     return dict(zip(steps, colours))
 
 
-def plot_loss_curve(log: pd.DataFrame, *, title: str | None = None, smooth: int = 20) -> Figure:
+def plot_loss_curve(log: pd.DataFrame, *, title: str | None = None, smooth: int = 20,
+                    full_width: bool = False) -> Figure:
     """Training and validation loss against the step (symlog x axis: step 0 is shown).
+
+    The legend sits under the axes, off the curves.
 
     Parameters
     ----------
@@ -767,6 +1133,8 @@ def plot_loss_curve(log: pd.DataFrame, *, title: str | None = None, smooth: int 
         per model.
     smooth : int, default 20
         Rolling-mean window of the training loss (in steps).
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
     """
     if not isinstance(log, pd.DataFrame) or not {"step", "metric", "value"} <= set(log.columns):
         raise ValueError("`log` must be a DataFrame with columns step, metric, value")
@@ -775,7 +1143,7 @@ def plot_loss_curve(log: pd.DataFrame, *, title: str | None = None, smooth: int 
     if "model" not in data.columns:
         data["model"] = ""
     with plot_style():
-        fig, ax = plt.subplots(figsize=(7.0, 3.8))
+        fig, ax = _figure(FULL_WIDTH_IN, 3.6, full_width=full_width)
         for (model, g), colour in zip(data.groupby("model", sort=True), sns.color_palette("colorblind")):
             tr = g[g.metric == "train_loss"].sort_values("step")
             va = g[g.metric == "val_loss"].sort_values("step")
@@ -788,14 +1156,14 @@ def plot_loss_curve(log: pd.DataFrame, *, title: str | None = None, smooth: int 
         ax.set_xscale("symlog", linthresh=1)
         ax.set_xlabel("training step")
         ax.set_ylabel("cross-entropy (nats / character)")
-        ax.legend(frameon=False, fontsize="small")
         if title is not None:
             ax.set_title(title)
-    return _detach(fig)
+        _legend_below(fig, ax, ncols=2)
+        return _finish(fig)
 
 
 def plot_checkpoint_heatmap(df: pd.DataFrame, *, metric: str, title: str | None = None,
-                            label: str | None = None) -> Figure:
+                            label: str | None = None, full_width: bool = False) -> Figure:
     """Heatmap of a per-layer metric, checkpoint (rows, with validation loss) × layer (columns).
 
     ``df`` holds rows of one model with columns ``step, layer, metric, value`` (and ``val_loss``);
@@ -805,60 +1173,61 @@ def plot_checkpoint_heatmap(df: pd.DataFrame, *, metric: str, title: str | None 
     mat = data.groupby(["step", "layer"])["value"].mean().unstack("layer").sort_index()
     rows = [f"{s}" + (f"  (loss {data[data.step == s].val_loss.iloc[0]:.2f})" if "val_loss" in data else "")
             for s in mat.index]
+    n_rows, n_cols = mat.shape
     with plot_style():
-        fig, ax = plt.subplots(figsize=(1.2 + 0.7 * mat.shape[1] + 1.8, 0.9 + 0.38 * mat.shape[0]))
-        sns.heatmap(mat.to_numpy(), ax=ax, cmap="mako_r", annot=mat.shape[1] <= 12, fmt=".2g",
-                    xticklabels=list(mat.columns), yticklabels=rows,
-                    cbar_kws={"label": label or _metric_label(metric, None)})
+        fig, ax = _figure(2.9 + 0.6 * n_cols, 1.0 + 0.26 * n_rows, full_width=full_width)
+        _heatmap(ax, mat.to_numpy(), rows, list(mat.columns), cmap="mako_r", annotate=n_cols <= 10, fmt=".2g",
+                 vmin=None, vmax=None, cbar=True, cbar_label=label or _metric_label(metric, None),
+                 side_in=10.0, square=False)
         ax.set_xlabel(_PROFILE_XLABEL if metric in ("ot_divergence", "ot_cost", "w2_squared") else _LAYER_XLABEL)
         ax.set_ylabel("checkpoint step")
-        ax.tick_params(axis="y", rotation=0)
         if title is not None:
             ax.set_title(title)
-    return _detach(fig)
+        return _finish(fig)
 
 
 def plot_over_training(df: pd.DataFrame, *, metrics: Sequence[str], title: str | None = None,
-                       sharey: bool = False) -> Figure:
-    """One panel per metric: the per-layer curve of every checkpoint, coloured by step (light = early).
+                       sharey: bool = False, full_width: bool = False) -> Figure:
+    """One panel per metric (at most 3 a row): each checkpoint's per-layer curve, coloured by step.
 
-    ``df`` holds rows of one model with columns ``step, layer, metric, value`` (seeds averaged).
+    Light = early, dark = late; the legend of steps is under the panels. ``df`` holds rows of
+    one model with columns ``step, layer, metric, value`` (seeds averaged).
     """
     if isinstance(metrics, str) or not metrics:
         raise ValueError(f"`metrics` must be a non-empty list of metric names; got {metrics!r}")
     parts = [_prepare(df, metric=m, columns=["step", "layer", "value"]) for m in metrics]
     palette = _steps_palette(pd.concat(parts).step)
     with plot_style():
-        fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), sharey=sharey, squeeze=False)
-        for ax, metric, data in zip(axes[0], metrics, parts):
+        aspect = 1.9 if len(metrics) == 1 else 1.15
+        fig, axes = facet_grid(len(metrics), aspect=aspect, sharey=sharey, full_width=full_width,
+                               extra_height=0.25 + 0.17 * math.ceil(len(palette) / 7))
+        for ax, metric, data in zip(axes, metrics, parts):
             curves = data.groupby(["step", "layer"])["value"].mean().unstack("layer").sort_index()
             for step, curve in curves.iterrows():
                 ax.plot(curve.index, curve.to_numpy(), "o-", ms=3, color=palette[int(step)], label=str(step))
             ax.set_xlabel(_PROFILE_XLABEL if metric.startswith(("ot_", "w2")) else _LAYER_XLABEL)
             ax.set_ylabel(_metric_label(metric, None))
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes[0, -1].legend(title="step", frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        if title is not None:
-            fig.suptitle(title, y=1.02)
-        fig.tight_layout()
-    return _detach(fig)
+        _legend_below(fig, axes[0], ncols=min(len(palette), 7), title="checkpoint step")
+        return _finish(fig, title)
 
 
-def plot_information_plane(df: pd.DataFrame, *, x: str = "mi_xz", y: str = "mi_yz", title: str | None = None) -> Figure:
+def plot_information_plane(df: pd.DataFrame, *, x: str = "mi_xz", y: str = "mi_yz", title: str | None = None,
+                           full_width: bool = False) -> Figure:
     """Information-plane trajectories: ``(I(X;Z), I(Y;Z))`` of each layer across checkpoints.
 
-    One line per layer (colour), through the checkpoints in step order; marker size grows with
-    the step and the final checkpoint is ringed. ``df`` holds rows of one model with columns
-    ``step, layer, metric, value``.
+    One line per layer (colour, dark = shallow, never white), through the checkpoints in step
+    order; marker size grows with the step and the final checkpoint is ringed. ``df`` holds rows
+    of one model with columns ``step, layer, metric, value``.
     """
     dx = _prepare(df, metric=x, columns=["step", "layer", "value"])
     dy = _prepare(df, metric=y, columns=["step", "layer", "value"])
     both = (dx.groupby(["layer", "step"]).value.mean().rename("x").to_frame()
             .join(dy.groupby(["layer", "step"]).value.mean().rename("y"), how="inner").reset_index())
     layers = sorted(both.layer.unique())
-    colours = dict(zip(layers, sns.color_palette("rocket", len(layers))))
+    colours = dict(zip(layers, _sequential(len(layers))))
     with plot_style():
-        fig, ax = plt.subplots(figsize=(6.4, 4.6))
+        fig, ax = _figure(FULL_WIDTH_IN, 3.8, full_width=full_width)
         for layer, g in both.groupby("layer"):
             g = g.sort_values("step")
             size = 12 + 50 * np.arange(len(g)) / max(1, len(g) - 1)
@@ -867,27 +1236,31 @@ def plot_information_plane(df: pd.DataFrame, *, x: str = "mi_xz", y: str = "mi_y
             ax.scatter(g.x.iloc[-1:], g.y.iloc[-1:], s=140, facecolors="none", edgecolors=colours[layer], zorder=4)
         ax.set_xlabel("I(X; Z) (nats) — input context kept")
         ax.set_ylabel("I(Y; Z) (nats) — next token predicted")
-        ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        _legend_beside(ax)
         if title is not None:
             ax.set_title(title)
-    return _detach(fig)
+        return _finish(fig)
 
 
-def plot_metric_vs_loss(df: pd.DataFrame, *, metric: str, title: str | None = None) -> Figure:
+def plot_metric_vs_loss(df: pd.DataFrame, *, metric: str, title: str | None = None,
+                        full_width: bool = False) -> Figure:
     """A per-layer metric against the checkpoint's validation loss (one line per layer; x reversed,
-    so training runs left to right)."""
+    so training runs left to right). Layers are coloured dark (shallow) to light (deep), the
+    deepest still clearly visible on white."""
     data = _prepare(df, metric=metric, columns=["val_loss", "layer", "value"])
     agg = data.groupby(["layer", "val_loss"]).value.mean().reset_index()
+    layers = sorted(agg.layer.unique())
     with plot_style():
-        fig, ax = plt.subplots(figsize=(6.4, 3.8))
-        sns.lineplot(data=agg, x="val_loss", y="value", hue="layer", marker="o", palette="rocket", ax=ax)
+        fig, ax = _figure(FULL_WIDTH_IN, 3.4, full_width=full_width)
+        sns.lineplot(data=agg, x="val_loss", y="value", hue="layer", hue_order=layers, marker="o",
+                     palette=dict(zip(layers, _sequential(len(layers)))), legend="full", ax=ax)
         ax.invert_xaxis()
         ax.set_xlabel("validation loss (nats / character; training runs left → right)")
         ax.set_ylabel(_metric_label(metric, None))
-        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), title="layer", frameon=False)
+        _legend_beside(ax, title="layer")
         if title is not None:
             ax.set_title(title)
-    return _detach(fig)
+        return _finish(fig)
 
 
 METRIC_LABELS.update({
@@ -902,14 +1275,16 @@ __all__ += ["plot_loss_curve", "plot_checkpoint_heatmap", "plot_over_training", 
 
 
 # --------------------------------------------------------------------------- OT at scale (chapter 4)
-def plot_scaling(df: pd.DataFrame, *, memory: str | None = None, title: str | None = None) -> Figure:
+def plot_scaling(df: pd.DataFrame, *, memory: str | None = None, title: str | None = None,
+                 full_width: bool = False) -> Figure:
     """Time and memory against the number of points, one line per solver, log-log.
 
     ``df`` has columns ``solver``, ``n``, ``time_s`` and the ``memory`` column (one row per
     solver and size, e.g. from ``benchmarks/bench_scale.py``). ``memory`` defaults to
     ``solver_mem_mb`` (the solver's own rise of the process's peak memory) when ``df`` has it,
     else ``peak_mem_mb`` (the whole process: interpreter, libraries and inputs included). Values
-    below 1 MiB are drawn at 1 MiB (a log axis has no 0). Returns one figure with two panels.
+    below 1 MiB are drawn at 1 MiB (a log axis has no 0). Returns one figure with two panels
+    and the legend under them.
     """
     if memory is None:
         memory = "solver_mem_mb" if "solver_mem_mb" in getattr(df, "columns", ()) else "peak_mem_mb"
@@ -919,21 +1294,20 @@ def plot_scaling(df: pd.DataFrame, *, memory: str | None = None, title: str | No
     data[memory] = data[memory].clip(lower=1.0)
     mem_label = "solver's own peak memory (MiB)" if memory == "solver_mem_mb" else "process peak memory (MiB)"
     with plot_style():
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        fig, axes = facet_grid(2, aspect=1.25, full_width=full_width, extra_height=0.35)
         for ax, col, label in [(axes[0], "time_s", "time (s)"), (axes[1], memory, mem_label)]:
             sns.lineplot(data=data, x="n", y=col, hue="solver", style="solver", markers=True, dashes=False,
-                         hue_order=sorted(data.solver.unique()), ax=ax, errorbar=None)
+                         hue_order=sorted(data.solver.unique()), style_order=sorted(data.solver.unique()), ax=ax,
+                         errorbar=None, legend=ax is axes[0])
             ax.set(xscale="log", yscale="log", xlabel="points per cloud n", ylabel=label)
-        axes[0].get_legend().remove()
-        sns.move_legend(axes[1], "upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-        if title is not None:
-            fig.suptitle(title)
-        fig.tight_layout()
-    return _detach(fig)
+            ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+            ax.yaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+        _legend_below(fig, axes[0])
+        return _finish(fig, title)
 
 
 def plot_bijection(x: Any, y: Any, permutation: Any, *, n_lines: int = 400, seed: int = 0,
-                   title: str | None = None) -> Figure:
+                   title: str | None = None, full_width: bool = False) -> Figure:
     """Two 2-D clouds and segments ``x_i -> y_{permutation_i}`` for a random subset of points."""
     x, y = (np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, dtype=float) for v in (x, y))
     perm = np.asarray(permutation.detach().cpu() if hasattr(permutation, "detach") else permutation)
@@ -942,16 +1316,16 @@ def plot_bijection(x: Any, y: Any, permutation: Any, *, n_lines: int = 400, seed
     check_int(n_lines, "n_lines", minimum=0)
     pick = np.random.default_rng(seed).permutation(x.shape[0])[:n_lines]
     with plot_style():
-        fig, ax = plt.subplots(figsize=(6, 5))
+        fig, ax = _figure(FULL_WIDTH_IN, 4.2, full_width=full_width)
         segs = np.stack([x[pick], y[perm[pick]]], 1)
         ax.add_collection(mpl.collections.LineCollection(segs, colors="0.6", linewidths=0.5, alpha=0.6))
         ax.scatter(x[:, 0], x[:, 1], s=3, label="source (moons)")
         ax.scatter(y[:, 0], y[:, 1], s=3, label="target (S-curve)")
         ax.set_aspect("equal")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, markerscale=4)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, markerscale=4)
         if title is not None:
             ax.set_title(title)
-    return _detach(fig)
+        return _finish(fig)
 
 
 __all__ += ["plot_scaling", "plot_bijection"]
@@ -962,10 +1336,11 @@ _VERDICT_COLORS = {"reproduced": "#009E73", "reproduced with the published metho
                    "data not available here": "#999999", "open question": "#CC79A7"}
 
 
-def plot_verdicts(table: pd.DataFrame, *, title: str | None = None) -> Figure:
+def plot_verdicts(table: pd.DataFrame, *, title: str | None = None, full_width: bool = False) -> Figure:
     """Verdicts of the reproduction table (:func:`otlens.reproduction.reproduction_table`) per study.
 
-    One horizontal stacked bar per study (``study`` column), one colour per verdict.
+    One horizontal stacked bar per study (``study`` column), one colour per verdict; the legend
+    is under the bars.
     """
     if not isinstance(table, pd.DataFrame) or not {"study", "verdict"} <= set(table.columns):
         raise ValueError("`table` must be a DataFrame with columns 'study' and 'verdict'")
@@ -973,7 +1348,8 @@ def plot_verdicts(table: pd.DataFrame, *, title: str | None = None) -> Figure:
     order = [v for v in _VERDICT_COLORS if v in counts.columns] + [v for v in counts.columns if v not in _VERDICT_COLORS]
     counts = counts[order].loc[list(dict.fromkeys(table.study))]
     with plot_style():
-        fig, ax = plt.subplots(figsize=(8, 0.5 + 0.55 * len(counts)))
+        fig, ax = _figure(FULL_WIDTH_IN, 1.2 + 0.4 * len(counts) + 0.18 * math.ceil(len(order) / 2),
+                          full_width=full_width)
         left = np.zeros(len(counts))
         for verdict in order:
             ax.barh(counts.index, counts[verdict], left=left, label=verdict,
@@ -982,11 +1358,13 @@ def plot_verdicts(table: pd.DataFrame, *, title: str | None = None) -> Figure:
         ax.invert_yaxis()
         ax.set(xlabel="claims", ylabel="study")
         ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
         if title is not None:
             ax.set_title(title)
-        fig.tight_layout()
-    return _detach(fig)
+        _legend_below(fig, ax, ncols=2)
+        return _finish(fig)
 
 
 __all__ += ["plot_verdicts"]
+
+
+use_retina()  # inside IPython, figures are shown as 2x PNGs at their drawn size
