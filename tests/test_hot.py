@@ -254,6 +254,18 @@ def test_pair_study_coupling_shape_and_verdict(rng):
         pair_study(["a>c"], feats, progress=False)
 
 
+def test_pairs_and_twins_are_read_with_the_models_grammar(rng):
+    from otlens.hot import pair_study, parse_pair
+
+    assert parse_pair(" a > a~untrained ") == ("a", "a~untrained")
+    assert parse_pair("tiny-gpt-L8@100>tiny-gpt@final") == ("tiny-gpt-L8@100", "tiny-gpt@final")
+    with pytest.raises(ValueError, match="in the pair 'a>tiny-gpt@soon': the step"):
+        parse_pair("a>tiny-gpt@soon")
+    base = _system(rng, 2, 60, 6)
+    scores, _ = pair_study(["a>a~untrained", "a>a"], {"a": base, "a~untrained": base}, n_splits=1, progress=False)
+    assert scores.groupby("model").trained.all().to_dict() == {"a>a": True, "a>a~untrained": False}
+
+
 def test_inner_problems_on_dask_workers_give_the_same_alignment(rng):
     """``client=``: the L × M inner problems as Dask tasks (an in-process cluster of 2 workers)."""
     from distributed import Client, LocalCluster

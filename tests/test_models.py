@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from otlens import models
 from otlens.models import (
@@ -21,8 +23,11 @@ from otlens.models import (
     is_installed,
     list_models,
     load_model,
+    ModelSpec,
     model_identity,
     model_path,
+    parse_pair,
+    parse_spec,
     untrained,
 )
 
@@ -109,6 +114,116 @@ def test_missing_local_path_errors(tmp_path):
         model_path(str(tmp_path / "empty"))
     with pytest.raises(ValueError, match="spec"):
         model_path("")
+
+
+# ------------------------------------------------------------------------------- the spec grammar
+
+# Every spelling in use: the chapters' parameters, the tiny-GPT aliases, the pairs of chapter 2.
+SPELLINGS = {
+    "minilm-l6": ModelSpec("minilm-l6"),
+    "minilm-l6~untrained": ModelSpec("minilm-l6", trained=False),
+    "gemma3-270m~untrained": ModelSpec("gemma3-270m", trained=False),
+    "sentence-transformers/all-MiniLM-L6-v2": ModelSpec("sentence-transformers/all-MiniLM-L6-v2"),
+    "~/models/my-bert": ModelSpec("~/models/my-bert"),
+    "tiny-gpt": ModelSpec("tiny-gpt"),
+    "tiny-gpt-L8": ModelSpec("tiny-gpt", layers=8),
+    "tiny-gpt-L8@100": ModelSpec("tiny-gpt", layers=8, step=100),
+    "tiny-gpt@0": ModelSpec("tiny-gpt", step=0),
+    "tiny-gpt-L2@final": ModelSpec("tiny-gpt", layers=2, step="final"),
+    "tiny-gpt-L16~untrained": ModelSpec("tiny-gpt", trained=False, layers=16),
+    "tiny-gpt-large": ModelSpec("tiny-gpt-large"),  # not the -L<n> grammar: a name like any other
+}
+
+
+@pytest.mark.parametrize("text", SPELLINGS)
+def test_every_spelling_parses_and_writes_back(text):
+    spec = parse_spec(text)
+    assert spec == SPELLINGS[text] and str(spec) == text
+    assert spec.model == text.removesuffix("~untrained") and spec.trained == (not text.endswith("~untrained"))
+
+
+def test_pairs_parse_into_two_specs():
+    assert parse_pair("minilm-l6>minilm-l6~untrained") == (ModelSpec("minilm-l6"), ModelSpec("minilm-l6", trained=False))
+    assert parse_pair(" tiny-gpt-L8@100 > mpnet-base ") == (ModelSpec("tiny-gpt", layers=8, step=100), ModelSpec("mpnet-base"))
+
+
+@pytest.mark.parametrize("text, match", [
+    ("", "non-empty string"), (None, "non-empty string"), (" minilm-l6", "spaces around"),
+    ("~untrained", "names no model"), ("a>b", "parse_pair"),
+    ("tiny-gpt@soon", "step in the model spec 'tiny-gpt@soon' must be an integer or 'final'"),
+    ("tiny-gpt-L8@", "step in the model spec 'tiny-gpt-L8@'"), ("tiny-gpt@007", "step"),
+    ("tiny-gpt-L17", "depth in the model spec 'tiny-gpt-L17' must be an integer from 1 to 16"),
+    ("tiny-gpt-L0", "depth"), ("tiny-gpt-Lx", "'tiny-gpt-Lx'"), ("tiny-gpt-L08~untrained", "depth"),
+])
+def test_bad_specs_are_named_in_the_error(text, match):
+    with pytest.raises(ValueError, match=match):
+        parse_spec(text)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("a-b", "'source>target'; got 'a-b'"), ("a>b>c", "source>target"), (">b", "source>target"),
+    ("a> ", "source>target"), ("a>tiny-gpt@x", "in the pair 'a>tiny-gpt@x': the step"),
+])
+def test_bad_pairs_are_named_in_the_error(text, match):
+    with pytest.raises(ValueError, match=match):
+        parse_pair(text)
+
+
+def test_model_spec_rejects_what_it_could_not_write_back():
+    for kw, match in [(dict(name="tiny-gpt-L8"), "is a tiny-gpt spec"), (dict(name="a~untrained"), "trained=False"),
+                      (dict(name="a", layers=2), "tiny-gpt models only"), (dict(name="a>b"), "'>'"),
+                      (dict(name="tiny-gpt", layers=17), "layers"), (dict(name="tiny-gpt", step="soon"), "step"),
+                      (dict(name="a", trained=1), "bool")]:
+        with pytest.raises(ValueError, match=match):
+            ModelSpec(**kw)
+
+
+def test_model_path_reads_specs_with_the_one_grammar():
+    with pytest.raises(ValueError, match="untrained twin.*load_model\\('minilm-l6', trained=False\\)"):
+        model_path("minilm-l6~untrained")
+    with pytest.raises(ValueError, match="'tiny-gpt@soon'"):
+        model_path("tiny-gpt@soon")  # before any training
+
+
+def _spec_or_none(**kw):
+    try:
+        return ModelSpec(**kw)
+    except ValueError:  # a name ModelSpec refuses (spaces around, a '>', ...): nothing to write back
+        return None
+
+
+_SPEC = st.one_of(
+    st.builds(_spec_or_none, name=st.text(st.sampled_from("abcxyzL0123456789-_./~@> "), min_size=1, max_size=20),
+              trained=st.booleans()),
+    st.builds(_spec_or_none, name=st.just("tiny-gpt"), trained=st.booleans(),
+              layers=st.one_of(st.none(), st.integers(0, 20)),
+              step=st.one_of(st.none(), st.integers(-1, 10**6), st.sampled_from(["final", "last", "soon"]))),
+).filter(lambda spec: spec is not None)
+_TEXT = st.one_of(
+    st.text(st.sampled_from("abL08-@~>/ tiny-gpt untrained final"), max_size=24),
+    st.builds(lambda *parts: "".join(parts), st.sampled_from(["tiny-gpt", " tiny-gpt", "tiny-gpt-large"]),
+              st.sampled_from(["", "-L", "-L8", "-L08", "-L17", "-Lx", "-L16"]),
+              st.sampled_from(["", "@", "@0", "@007", "@12", "@final", "@last", "@soon", "@1@2"]),
+              st.sampled_from(["", "~untrained", "~untrained ", "~trained"])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SPEC, _SPEC)
+def test_round_trip_of_specs_and_pairs(spec, other):
+    assert parse_spec(str(spec)) == spec
+    assert parse_pair(f"{spec}>{other}") == (spec, other)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT)
+def test_whatever_parses_writes_back_unchanged(text):
+    try:
+        spec = parse_spec(text)
+    except ValueError as exc:
+        assert repr(text) in str(exc)  # the error names the bad spec
+        return
+    assert str(spec) == text and parse_spec(spec.model) == ModelSpec(spec.name, True, spec.layers, spec.step)
 
 
 def test_argument_validation(minilm):

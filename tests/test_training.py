@@ -19,7 +19,6 @@ from otlens.training import (
     TrainConfig,
     checkpoint_hashes,
     checkpoint_steps,
-    parse_spec,
     shape_onset,
     train_tiny_gpt,
     valley_stats,
@@ -73,13 +72,16 @@ def test_bad_settings_raise_before_training():
         train_tiny_gpt({"n_layers": 2})
 
 
-def test_spec_parsing():
-    cfg, step = parse_spec("tiny-gpt-L8@100")
+def test_old_spec_functions_still_work_with_a_deprecation_warning():
+    """``training.parse_spec``/``resolve_spec`` now read specs with otlens.models' one grammar."""
+    with pytest.warns(DeprecationWarning, match="otlens.models.parse_spec"):
+        cfg, step = training.parse_spec("tiny-gpt-L8@100")
     assert cfg.n_layers == 8 and step == "100"
-    cfg, step = parse_spec("tiny-gpt")
-    assert cfg == training.DEFAULT_CONFIG and step == "final"
-    assert parse_spec("minilm-l6") is None and parse_spec("tiny-gpt-Lx") is None
-    with pytest.raises(ValueError, match="must be an integer or 'final'"):
+    with pytest.warns(DeprecationWarning):
+        cfg, step = training.parse_spec("tiny-gpt")
+        assert cfg == training.DEFAULT_CONFIG and step == "final"
+        assert training.parse_spec("minilm-l6") is None and training.parse_spec("tiny-gpt-Lx") is None
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="must be an integer or 'final'"):
         training.resolve_spec("tiny-gpt@soon")
 
 

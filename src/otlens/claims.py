@@ -53,6 +53,7 @@ import pandas as pd
 
 from .depth import shape_table
 from .hot import coupling_shape
+from .models import parse_pair
 from .training import shape_over_training
 from .verdicts import (INCONCLUSIVE, MIN_REPLICATES, MISSING, NOT_REPRODUCED, OPEN_QUESTION, OUTCOME_VERDICT,
                        REPRODUCED, Comparison, Verdict, all_units, bootstrap_ci, clopper_pearson, combine_methods,
@@ -93,7 +94,7 @@ class ClaimInfo:
 # --------------------------------------------------------------------------- helpers
 def _cross(pairs) -> list[str]:
     """Cross-model pairs of trained models (self pairs and untrained twins are controls)."""
-    return [p for p in pairs if p.split(">")[0] != p.split(">")[1] and "~" not in p]
+    return [p for p in pairs if (specs := parse_pair(p))[0] != specs[1] and all(s.trained for s in specs)]
 
 
 def _verdict(key: str, verdict: str, c: Comparison | None, *, label: str, null: str, unit: str, rule: str,
@@ -317,7 +318,7 @@ def brain(df: pd.DataFrame) -> Verdict:
     b = df[df.experiment == "hot-brain"] if "experiment" in df else df.iloc[:0]
     if b.empty:
         return missing("brain", "no fMRI data installed (the Natural Scenes Dataset is not packaged)")
-    pairs = [p for p in b.model.unique() if p.split(">")[0] != p.split(">")[1]]
+    pairs = [p for p in b.model.unique() if (specs := parse_pair(p))[0] != specs[1]]
     cs = _split_diffs(b.assign(experiment="hot"), "hot", "pairwise", pairs)
     v, c = all_units(cs, min_units=1)
     return _verdict("brain", v, c, label="HOT − pairwise held-out score", null="pairwise-best OT (0)", unit="splits",

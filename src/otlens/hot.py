@@ -38,7 +38,9 @@ from .ot.hot import (
     uniform_ot,
     variant_coupling,
 )
-from .models import load_model
+from .models import UNTRAINED_SUFFIX, load_model  # noqa: F401 (UNTRAINED_SUFFIX: otlens.hot's old name)
+from .models import parse_pair as _parse_pair
+from .models import parse_spec
 from .results import RESULT_COLUMNS
 
 __all__ = [
@@ -212,30 +214,31 @@ def _load_pooled(path) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # The chapter's study: named systems, model pairs, coupling shape, verdict
 
-UNTRAINED_SUFFIX = "~untrained"
-
-
 def system_features(systems: Sequence[str], texts: Sequence[str], *, max_length: int = 64, batch_size: int = 16,
                     device: Any = None, progress: bool = True) -> dict[str, torch.Tensor]:
     """Pooled block states ``[L, T, d]`` of each named system on ``texts``.
 
-    A name is a model spec (offline alias, Hugging Face id or local path), optionally followed
-    by ``~untrained`` for its untrained twin (seed 0).
+    A name is a model spec (:func:`otlens.models.parse_spec`: offline alias, Hugging Face id or
+    local path), optionally followed by ``~untrained`` for its untrained twin (seed 0).
     """
     out = {}
     for name in dict.fromkeys(systems):
-        spec, untrained = (name[: -len(UNTRAINED_SUFFIX)], True) if name.endswith(UNTRAINED_SUFFIX) else (name, False)
-        out[name] = pooled_states(spec, texts, max_length=max_length, batch_size=batch_size, trained=not untrained,
+        spec = parse_spec(name)
+        out[name] = pooled_states(spec.model, texts, max_length=max_length, batch_size=batch_size, trained=spec.trained,
                                   device=device, progress=progress)
     return out
 
 
 def parse_pair(pair: str) -> tuple[str, str]:
-    """``"source>target"`` → ``(source, target)``."""
-    if not isinstance(pair, str) or pair.count(">") != 1 or not all(pair.split(">")):
-        raise ValueError(f"a pair must be written 'source>target'; got {pair!r}")
-    src, tgt = pair.split(">")
-    return src.strip(), tgt.strip()
+    """``"source>target"`` → ``(source, target)``, each a system name (:func:`otlens.models.parse_pair`)."""
+    source, target = _parse_pair(pair)
+    return str(source), str(target)
+
+
+def _cross_model(pair: str) -> bool:
+    """Whether a pair aligns two different systems (not a model with itself)."""
+    source, target = _parse_pair(pair)
+    return source != target
 
 
 def pair_study(pairs: Sequence[str], features: dict[str, Any], *, n_splits: int = 5, train_fraction: float = 0.8,
@@ -256,7 +259,7 @@ def pair_study(pairs: Sequence[str], features: dict[str, Any], *, n_splits: int 
     tables, fits = [], {}
     for pair, (src, tgt) in zip(pairs, parsed):
         rot = (False, True) if pair in rotation_pairs else (False,)
-        trained = not (src.endswith(UNTRAINED_SUFFIX) or tgt.endswith(UNTRAINED_SUFFIX))
+        trained = all(spec.trained for spec in _parse_pair(pair))
         df, f = hot_scores(features[src], features[tgt], n_splits=n_splits, train_fraction=train_fraction, seed=seed,
                            rotation=rot, max_rotation_iter=max_rotation_iter, model=pair, trained=trained,
                            progress=progress)
@@ -301,7 +304,7 @@ def describe_hot(scores: pd.DataFrame, couplings: pd.DataFrame) -> str:
     summ = hot_study(scores).pivot(index="model", columns="method", values=["mean", "std"])
     mean, sd = summ["mean"], summ["std"].fillna(0.0)
     lines = []
-    beat = [(p, mean.loc[p, "hot"], mean.loc[p, "pairwise"]) for p in mean.index if p.split(">")[0] != p.split(">")[1]]
+    beat = [(p, mean.loc[p, "hot"], mean.loc[p, "pairwise"]) for p in mean.index if _cross_model(p)]
     wins = [p for p, h, b in beat if h > b]
     clear = [p for p, h, b in beat if h - b > sd.loc[p, "hot"] + sd.loc[p, "pairwise"]]
     detail = "; ".join(f"{p}: {h:.3f} vs {b:.3f}" for p, h, b in beat)
@@ -311,20 +314,20 @@ def describe_hot(scores: pd.DataFrame, couplings: pd.DataFrame) -> str:
     lines.append(f"- **HOT vs Perm-P**: HOT is higher for {len(perm)} of {len(mean)} pairs: the layer coupling carries "
                  "information beyond the unit couplings." if perm else "- **HOT vs Perm-P**: never higher.")
     c = couplings[(couplings.method == "hot")].groupby(["model", "metric"]).value.mean().unstack()
-    deep = [p for p in c.index if p.split(">")[0] != p.split(">")[1]]
+    deep = [p for p in c.index if _cross_model(p)]
     mism = [p for p in deep if c.loc[p, "spread"] > 1.0 + 1e-9]
     parts = [f"{p} (over {c.loc[p, 'spread']:.1f} target layers on average; centres in depth order in "
              f"{c.loc[p, 'monotone']:.0%} of splits, targets consecutive in {c.loc[p, 'contiguous']:.0%}, "
              f"rank correlation of depths {c.loc[p, 'order']:.2f})" for p in mism]
     lines.append(f"- **Depth mismatch**: a source layer spreads its mass over several target layers in {len(mism)} "
                  f"of {len(deep)} cross-model pairs" + (": " + "; ".join(parts) + "." if parts else "."))
-    twins = [p for p in deep if UNTRAINED_SUFFIX in p]
+    twins = [p for p in deep if not all(spec.trained for spec in _parse_pair(p))]
     if twins:
         twin_text = "; ".join(f"{p}: {c.loc[p, 'order']:.2f}, HOT score {mean.loc[p, 'hot']:.3f}" for p in twins)
         lines.append(f"- **Trained vs untrained twin**: rank correlation between the depths of matched layers "
                      f"({twin_text}).")
     if "hot+R" in mean.columns:
-        rp = [p for p in mean.index if pd.notna(mean.loc[p].get("hot+R")) and p.split(">")[0] != p.split(">")[1]]
+        rp = [p for p in mean.index if pd.notna(mean.loc[p].get("hot+R")) and _cross_model(p)]
         gains = "; ".join(f"{p}: {mean.loc[p, 'hot+R']:.3f} vs {mean.loc[p, 'hot']:.3f}" for p in rp)
         higher = [p for p in rp if mean.loc[p, "hot+R"] > mean.loc[p, "hot"] + sd.loc[p, "hot+R"] + sd.loc[p, "hot"]]
         lines.append(f"- **HOT+R vs HOT**: HOT+R is higher, by more than the two standard deviations together, for "

@@ -32,6 +32,17 @@ Hugging Face cache; with ``HF_HUB_OFFLINE=1`` nothing is ever downloaded.
 
 :func:`untrained` builds the same architecture with fresh weights from the architecture's own
 initialisation, seeded, so "trained vs untrained" comparisons isolate what training did.
+
+**The spec grammar** (one parser, :func:`parse_spec`, for every place that reads a model name)::
+
+    spec  := name ["~untrained"]                  a system; "~untrained": its untrained twin (seed 0)
+    name  := "tiny-gpt" ["-L" layers] ["@" step]  layers 1..16, step an integer, "final" or "last"
+           | alias | Hugging Face id | folder
+    pair  := spec ">" spec                         source>target (:func:`parse_pair`)
+
+e.g. ``minilm-l6``, ``minilm-l6~untrained``, ``tiny-gpt-L8@100``, ``minilm-l6>mpnet-base``.
+:func:`load_model` takes a ``name`` (a twin is ``trained=False``); the studies of chapter 2 take
+``spec`` and ``pair``.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ import importlib.metadata as metadata
 import importlib.util
 import json
 import os
+import re
 import shutil
 import warnings
 import zipfile
@@ -55,11 +67,15 @@ from ._io import publish_folder, sweep_temporaries, temp_folder
 from ._validation import check_choice, check_int
 from .cache import CorruptCacheWarning, check_folder, folder_digests
 from .config import cache_dir
-from .tiny_gpt import parse_spec, resolve_spec
+from .tiny_gpt import alias_checkpoint
 
 __all__ = [
     "MODELS",
     "ModelInfo",
+    "ModelSpec",
+    "parse_spec",
+    "parse_pair",
+    "UNTRAINED_SUFFIX",
     "LoadedModel",
     "MissingModelPackageError",
     "list_models",
@@ -159,6 +175,164 @@ MODELS: dict[str, ModelInfo] = {
         ),
     )
 }
+
+
+# --------------------------------------------------------------------------------------------
+# The spec grammar (see the module docstring)
+
+#: Appended to a spec for its untrained twin (seed 0): ``"minilm-l6~untrained"``.
+UNTRAINED_SUFFIX = "~untrained"
+_TINY_GPT = "tiny-gpt"
+_TINY_SPEC = re.compile(r"tiny-gpt(?:-L(?P<layers>[^@]*))?(?:@(?P<step>.*))?", re.S)
+_TINY_STEPS = ("final", "last")
+_MAX_TINY_LAYERS = 16
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model spec, parsed (:func:`parse_spec`); ``str(spec)`` writes it back.
+
+    Attributes
+    ----------
+    name : str
+        ``"tiny-gpt"`` for the tiny GPTs, else an alias, a Hugging Face id or a local folder.
+    trained : bool, default True
+        False for the untrained twin (``~untrained``).
+    layers : int, optional
+        Tiny GPTs only: the depth (``-L<layers>``, 1 to 16); None for the default depth.
+    step : int or str, optional
+        Tiny GPTs only: the checkpoint (``@<step>``), a step, ``"final"`` or ``"last"``; None for
+        the final one.
+
+    Examples
+    --------
+    >>> parse_spec("tiny-gpt-L8@100")
+    ModelSpec(name='tiny-gpt', trained=True, layers=8, step=100)
+    >>> str(ModelSpec("minilm-l6", trained=False))
+    'minilm-l6~untrained'
+    """
+
+    name: str
+    trained: bool = True
+    layers: int | None = None
+    step: int | str | None = None
+
+    def __post_init__(self) -> None:
+        name = self.name
+        if not isinstance(name, str) or not name.strip() or name != name.strip():
+            raise ValueError(f"a model name must be a non-empty string without spaces around it; got {name!r}")
+        if ">" in name:
+            raise ValueError(f"a model name cannot hold '>' (it separates a pair 'source>target'); got {name!r}")
+        if name.endswith(UNTRAINED_SUFFIX):
+            raise ValueError(f"the model name {name!r} ends with {UNTRAINED_SUFFIX!r}: pass trained=False instead")
+        if not isinstance(self.trained, bool):
+            raise ValueError(f"`trained` must be a bool; got {self.trained!r}")
+        if name != _TINY_GPT:
+            if _TINY_SPEC.fullmatch(name):
+                raise ValueError(f"the model name {name!r} is a tiny-gpt spec: use parse_spec({name!r})")
+            if self.layers is not None or self.step is not None:
+                raise ValueError(f"`layers` and `step` are for the tiny-gpt models only; got them for {name!r}")
+            return
+        if self.layers is not None:
+            check_int(self.layers, "layers", minimum=1, maximum=_MAX_TINY_LAYERS)
+        if self.step is not None and self.step not in _TINY_STEPS:
+            check_int(self.step, "step", minimum=0)
+
+    @property
+    def is_tiny_gpt(self) -> bool:
+        """Whether this names one of the tiny GPTs trained here (:mod:`otlens.tiny_gpt`)."""
+        return self.name == _TINY_GPT
+
+    @property
+    def model(self) -> str:
+        """The name :func:`load_model` takes: the spec without ``~untrained``."""
+        layers = "" if self.layers is None else f"-L{int(self.layers)}"
+        step = "" if self.step is None else f"@{self.step if isinstance(self.step, str) else int(self.step)}"
+        return self.name + layers + step
+
+    def __str__(self) -> str:
+        return self.model + ("" if self.trained else UNTRAINED_SUFFIX)
+
+
+def parse_spec(text: str) -> ModelSpec:
+    """Read a model spec: ``name``, ``name~untrained``, ``tiny-gpt[-L<n>][@<step>]``.
+
+    Parameters
+    ----------
+    text : str
+        See the grammar in :mod:`otlens.models`.
+
+    Returns
+    -------
+    ModelSpec
+        ``str(parse_spec(text)) == text`` for every spec it accepts.
+
+    Raises
+    ------
+    ValueError
+        A message naming ``text``: not a non-empty string, spaces around it, a ``'>'`` (a pair:
+        :func:`parse_pair`), nothing before ``~untrained``, or a ``tiny-gpt`` spec whose depth is
+        not 1 to 16 or whose step is not an integer, ``final`` or ``last`` (both written without
+        leading zeros).
+
+    Examples
+    --------
+    >>> parse_spec("minilm-l6~untrained")
+    ModelSpec(name='minilm-l6', trained=False, layers=None, step=None)
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("a model spec must be a non-empty string (an alias, a folder or a Hugging Face id, e.g. "
+                         f"'minilm-l6', 'minilm-l6~untrained' or 'tiny-gpt-L8@100'); got {text!r}")
+    if text != text.strip():
+        raise ValueError(f"the model spec {text!r} has spaces around it")
+    if ">" in text:
+        raise ValueError(f"the model spec {text!r} holds '>': a pair 'source>target' is read by parse_pair")
+    body, trained = (text[: -len(UNTRAINED_SUFFIX)], False) if text.endswith(UNTRAINED_SUFFIX) else (text, True)
+    if not body.strip() or body != body.strip():
+        raise ValueError(f"the model spec {text!r} names no model before {UNTRAINED_SUFFIX!r}")
+    m = _TINY_SPEC.fullmatch(body)
+    if m is None:
+        return ModelSpec(body, trained)
+    layers, step = m.group("layers"), m.group("step")
+    if layers is not None:
+        if not re.fullmatch(r"[1-9][0-9]?", layers) or int(layers) > _MAX_TINY_LAYERS:
+            raise ValueError(f"the depth in the model spec {text!r} must be an integer from 1 to {_MAX_TINY_LAYERS} "
+                             f"(e.g. 'tiny-gpt-L8'); got {layers!r}")
+        layers = int(layers)
+    if step is not None and step not in _TINY_STEPS:
+        if not re.fullmatch(r"0|[1-9][0-9]*", step):
+            raise ValueError(f"the step in the model spec {text!r} must be an integer or 'final' (e.g. "
+                             f"'tiny-gpt-L8@100'); got {step!r}")
+        step = int(step)
+    return ModelSpec(_TINY_GPT, trained, layers, step)
+
+
+def parse_pair(text: str) -> tuple[ModelSpec, ModelSpec]:
+    """Read a model pair ``"source>target"`` (spaces around either side are ignored).
+
+    Parameters
+    ----------
+    text : str
+        Two specs (:func:`parse_spec`) joined by ``>``, e.g. ``"minilm-l6>minilm-l6~untrained"``.
+
+    Returns
+    -------
+    (ModelSpec, ModelSpec)
+        The source and the target; ``f"{source}>{target}"`` writes the pair back.
+
+    Raises
+    ------
+    ValueError
+        A message naming ``text``: not exactly one ``>`` with a spec on each side, or a side that
+        :func:`parse_spec` rejects.
+    """
+    if not isinstance(text, str) or text.count(">") != 1 or not all(part.strip() for part in text.split(">")):
+        raise ValueError(f"a pair must be written 'source>target'; got {text!r}")
+    try:
+        source, target = (parse_spec(part.strip()) for part in text.split(">"))
+    except ValueError as exc:
+        raise ValueError(f"in the pair {text!r}: {exc}") from None
+    return source, target
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,9 +561,12 @@ def model_path(spec: str) -> Path | str:
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"`spec` must be a non-empty string (an alias, a folder or a Hugging Face id); got {spec!r}")
-    if spec.startswith("tiny-gpt"):
-        if parse_spec(spec) is not None:
-            return resolve_spec(spec)  # trains the alias's run on first use
+    parsed = parse_spec(spec)
+    if not parsed.trained:
+        raise ValueError(f"`spec`={spec!r} names an untrained twin: load it with "
+                         f"load_model({parsed.model!r}, trained=False)")
+    if parsed.is_tiny_gpt:
+        return alias_checkpoint(parsed.layers, parsed.step)  # trains the alias's run on first use
     if spec == "minilm-l6":
         return _minilm_dir()
     if spec in _BUILDERS:

@@ -13,8 +13,9 @@ Training minimises the next-character cross-entropy
 
     \mathcal L(\theta) = -\frac{1}{BT} \sum_{b=1}^{B} \sum_{t=1}^{T} \log p_\theta(x_{b,t+1} \mid x_{b, \le t})
 
-(nats per character) with AdamW, a linear warm-up and a cosine decay of the learning rate, on
-random windows of ``context`` characters. Checkpoints are taken on a log-spaced schedule
+(nats per character) with AdamW, a linear warm-up and a cosine decay of the learning rate
+(:func:`otlens.train_loop.train_loop`, the loop of the translation model too), on random windows
+of ``context`` characters. Checkpoints are taken on a log-spaced schedule
 (:func:`checkpoint_steps`) that includes step 0 — the untrained initialisation, the "untrained
 twin" of the final model — and the final step.
 
@@ -31,8 +32,9 @@ folder (``config.json``, ``model.safetensors``, tokenizer files) that
 
 Aliases: :func:`otlens.models.load_model` accepts ``"tiny-gpt"`` (4 blocks), ``"tiny-gpt-L2"``,
 ``"tiny-gpt-L4"``, ``"tiny-gpt-L8"`` (any ``-L<n>``, 1 to 16), each optionally followed by
-``@<step>`` (a checkpoint step, or ``@final``; the default). They use :data:`DEFAULT_CONFIG`
-(the quick profile's settings) with that depth and train on first use.
+``@<step>`` (a checkpoint step, or ``@final``; the default); :func:`otlens.models.parse_spec`
+reads them. They use :data:`DEFAULT_CONFIG` (the quick profile's settings) with that depth and
+train on first use (:func:`alias_checkpoint`).
 
 This module trains and stores runs; chapter 5's study of the checkpoints is :mod:`otlens.training`,
 which re-exports every name here.
@@ -45,7 +47,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,12 +55,12 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ._io import publish_folder, sweep_temporaries, temp_folder
 from ._validation import check_choice, check_int, check_positive
 from .config import cache_dir
 from .data import _CORPORA, corpus_info, sample_texts
+from .train_loop import train_loop
 
 __all__ = [
     "TrainConfig",
@@ -68,15 +69,13 @@ __all__ = [
     "checkpoint_steps",
     "train_tiny_gpt",
     "build_tokenizer",
-    "parse_spec",
-    "resolve_spec",
+    "alias_checkpoint",
     "heldout_texts",
     "checkpoint_hashes",
 ]
 
 #: Bump when training (data, tokenizer, loop or saved format) changes: old runs are then ignored.
 TRAINING_VERSION = 1
-_SPEC = re.compile(r"^tiny-gpt(?:-L(\d+))?(?:@(\w+))?$")
 _PAD, _UNK, _NEWLINE = "<pad>", "<unk>", "\n"
 _SPLIT_SEED = 0  # the held-out speeches are the same for every training seed
 
@@ -262,13 +261,6 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _lr_at(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
-
-
 @torch.no_grad()
 def _val_loss(model: torch.nn.Module, val: torch.Tensor, cfg: TrainConfig) -> float:
     """Mean next-character cross-entropy (nats) over evenly spaced held-out windows."""
@@ -303,49 +295,29 @@ def _train(cfg: TrainConfig, folder: Path, progress: bool, device: str = "cpu") 
     train = _encode(_NEWLINE.join(train_texts), vocab)
     val = _encode(_NEWLINE.join(val_texts), vocab)
     schedule = checkpoint_steps(cfg.steps, cfg.n_checkpoints)
-    log: list[dict] = []
     with _deterministic(), _quiet_transformers():
         torch.manual_seed(cfg.seed)
         model = GPT2LMHeadModel(_gpt2_config(cfg, len(vocab))).to(device)
-        model.train()
         train, val = train.to(device), val.to(device)
-        decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
         gen = torch.Generator().manual_seed(cfg.seed)
-        bar = tqdm(total=cfg.steps, desc=f"training {cfg.name}", unit="step", disable=not progress)
-        loss_ema = None
-        for step in range(cfg.steps + 1):
-            if step in schedule:
-                model.eval()
-                val_loss = _val_loss(model, val, cfg)
-                model.train()
-                model.to("cpu").save_pretrained(folder / f"step-{step:06d}", safe_serialization=True)
-                model.to(device)
-                tokenizer.save_pretrained(folder / f"step-{step:06d}")
-                log.append(dict(step=step, metric="val_loss", value=val_loss))
-                bar.set_postfix(loss=f"{loss_ema:.3f}" if loss_ema else "-", val=f"{val_loss:.3f}")
-            if step == cfg.steps:
-                break
-            starts = torch.randint(0, train.numel() - cfg.context - 1, (cfg.batch_size,), generator=gen)  # CPU RNG
-            x = torch.stack([train[s : s + cfg.context] for s in starts.tolist()])  # [B, T]
-            y = torch.stack([train[s + 1 : s + cfg.context + 1] for s in starts.tolist()])
-            for group in opt.param_groups:
-                group["lr"] = _lr_at(step, cfg)
+
+        def batch_loss(step: int) -> torch.Tensor:
+            starts = torch.randint(0, train.numel() - cfg.context - 1, (cfg.batch_size,), generator=gen).tolist()  # CPU RNG
+            x = torch.stack([train[s : s + cfg.context] for s in starts])  # [B, T]
+            y = torch.stack([train[s + 1 : s + cfg.context + 1] for s in starts])
             logits = model(input_ids=x).logits  # [B, T, V]
-            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            value = loss.item()
-            loss_ema = value if loss_ema is None else 0.95 * loss_ema + 0.05 * value
-            log.append(dict(step=step + 1, metric="train_loss", value=value))
-            bar.update(1)
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{loss_ema:.3f}")
-        bar.close()
+            return torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+
+        def checkpoint(step: int) -> float:
+            val_loss = _val_loss(model, val, cfg)
+            model.to("cpu").save_pretrained(folder / f"step-{step:06d}", safe_serialization=True)
+            model.to(device)
+            tokenizer.save_pretrained(folder / f"step-{step:06d}")
+            return val_loss
+
+        log = train_loop(model, batch_loss, steps=cfg.steps, lr=cfg.lr, warmup=cfg.warmup,
+                         weight_decay=cfg.weight_decay, betas=(0.9, 0.95), grad_clip=cfg.grad_clip, decay_vectors=False,
+                         evaluate=checkpoint, eval_steps=schedule, progress=progress, desc=f"training {cfg.name}")
     pd.DataFrame(log).to_csv(folder / "log.csv", index=False)
     meta = dict(config=dataclasses.asdict(cfg), key=cfg.key(), steps=list(schedule), vocab_size=len(vocab),
                 n_train_chars=int(train.numel()), n_val_chars=int(val.numel()), training_version=TRAINING_VERSION)
@@ -479,24 +451,26 @@ def train_tiny_gpt(config: TrainConfig | None = None, *, progress: bool = True, 
 # Aliases
 
 
-def parse_spec(spec: str) -> tuple[TrainConfig, str] | None:
-    """``"tiny-gpt-L8@100"`` → (config with 8 blocks, ``"100"``); None if ``spec`` is not a tiny-gpt alias."""
-    m = _SPEC.match(spec) if isinstance(spec, str) else None
-    if m is None:
-        return None
-    n_layers = int(m.group(1)) if m.group(1) else DEFAULT_CONFIG.n_layers
-    return dataclasses.replace(DEFAULT_CONFIG, n_layers=n_layers), m.group(2) or "final"
+def alias_checkpoint(n_layers: int | None = None, step: int | str | None = None, *, progress: bool = True) -> Path:
+    """Checkpoint folder of the alias ``tiny-gpt[-L<n_layers>][@<step>]`` (training its run on first use).
 
+    The alias's run is :data:`DEFAULT_CONFIG` with ``n_layers`` blocks; :func:`otlens.models.parse_spec`
+    reads the alias.
 
-def resolve_spec(spec: str, *, progress: bool = True) -> Path:
-    """Checkpoint folder of a ``tiny-gpt[-L<n>][@<step>|@final]`` alias (training on first use)."""
-    parsed = parse_spec(spec)
-    if parsed is None:
-        raise ValueError(f"`spec` must look like 'tiny-gpt', 'tiny-gpt-L8' or 'tiny-gpt-L4@100'; got {spec!r}")
-    cfg, step = parsed
-    if step not in ("final", "last") and not step.isdigit():
-        raise ValueError(f"the step in {spec!r} must be an integer or 'final'; got {step!r}")
-    return train_tiny_gpt(cfg, progress=progress).checkpoint(step)
+    Parameters
+    ----------
+    n_layers : int, optional
+        Default :data:`DEFAULT_CONFIG`'s.
+    step : int or str, optional
+        A checkpoint step, ``"final"`` or ``"last"``; default the final one.
+    progress : bool, default True
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    cfg = DEFAULT_CONFIG if n_layers is None else dataclasses.replace(DEFAULT_CONFIG, n_layers=n_layers)
+    return train_tiny_gpt(cfg, progress=progress).checkpoint("final" if step is None else step)
 
 
 def checkpoint_hashes(run: TrainingRun) -> dict[int, str]:

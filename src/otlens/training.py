@@ -11,7 +11,10 @@ rest keep working. This module adds what chapter 5 computes from a run's checkpo
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -22,17 +25,17 @@ from .activations import extract_activations
 from .depth import adjacent_profile, entropy_profile, has_interior_minimum
 from . import tiny_gpt
 from .information import information_plane
+from . import models
 from .tiny_gpt import (
     DEFAULT_CONFIG,
     TRAINING_VERSION,
     TrainConfig,
     TrainingRun,
+    alias_checkpoint,
     build_tokenizer,
     checkpoint_hashes,
     checkpoint_steps,
     heldout_texts,
-    parse_spec,
-    resolve_spec,
     train_tiny_gpt,
 )
 
@@ -46,6 +49,8 @@ __all__ = [
     "entropy_bottlenecks",
     "TrainingObservations",
     "training_observations",
+    "parse_spec",
+    "resolve_spec",
 ]
 
 
@@ -412,3 +417,36 @@ def training_observations(val_loss: pd.Series, shapes: pd.DataFrame, bottlenecks
         spearman={int(k): float(r) for k, r in per_layer.spearman_ratio_vs_loss.items()},
         sweep=sweep,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Deprecated: the spec grammar is otlens.models.parse_spec (kept for one release)
+
+def parse_spec(spec: str) -> tuple[TrainConfig, str] | None:
+    """Deprecated (use :func:`otlens.models.parse_spec`): a tiny-gpt alias's (config, step), or None.
+
+    ``"tiny-gpt-L8@100"`` → (:data:`DEFAULT_CONFIG` with 8 blocks, ``"100"``); None for a spec
+    that is not a valid tiny-gpt alias.
+    """
+    warnings.warn("otlens.training.parse_spec is deprecated: otlens.models.parse_spec reads every model spec",
+                  DeprecationWarning, stacklevel=2)
+    try:
+        parsed = models.parse_spec(spec)
+    except ValueError:
+        return None
+    if not parsed.is_tiny_gpt or not parsed.trained:
+        return None
+    config = tiny_gpt.DEFAULT_CONFIG
+    config = config if parsed.layers is None else dataclasses.replace(config, n_layers=parsed.layers)
+    return config, "final" if parsed.step is None else str(parsed.step)
+
+
+def resolve_spec(spec: str, *, progress: bool = True) -> Path:
+    """Deprecated (use :func:`otlens.models.model_path`): the checkpoint folder of a tiny-gpt alias."""
+    warnings.warn("otlens.training.resolve_spec is deprecated: use otlens.models.model_path",
+                  DeprecationWarning, stacklevel=2)
+    parsed = models.parse_spec(spec)
+    if not parsed.is_tiny_gpt or not parsed.trained:
+        raise ValueError(f"`spec` must look like 'tiny-gpt', 'tiny-gpt-L8' or 'tiny-gpt-L4@100'; got {spec!r}")
+    return alias_checkpoint(parsed.layers, parsed.step, progress=progress)
+

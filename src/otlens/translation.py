@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 
 from ._validation import check_int, check_positive
 from .alignment import agreement, pool_words, word_plans
+from .train_loop import train_loop
 
 __all__ = [
     "SPECIALS",
@@ -300,9 +301,10 @@ def train_translation(pairs: Sequence[Any], *, val_pairs: Sequence[Any] | None =
     r"""Train a :class:`TranslationTransformer` from scratch on parallel verses.
 
     Minimises the mean token cross-entropy :math:`-\frac1N\sum_t \log p(y_t \mid y_{<t}, x)`
-    (target + ``<eos>``, teacher forcing) with AdamW (weight decay 0.01), a linear warm-up over
-    the first 5% of the steps then cosine decay to 10% of ``lr``, gradients clipped at norm 1.
-    Each step draws ``batch_size`` pairs uniformly with replacement.
+    (target + ``<eos>``, teacher forcing) with :func:`otlens.train_loop.train_loop`: AdamW (weight
+    decay 0.01), a linear warm-up over the first 5% of the steps then cosine decay to 10% of
+    ``lr``, gradients clipped at norm 1. Each step draws ``batch_size`` pairs uniformly with
+    replacement.
 
     Parameters
     ----------
@@ -348,52 +350,26 @@ def train_translation(pairs: Sequence[Any], *, val_pairs: Sequence[Any] | None =
     torch.manual_seed(seed)
     model = TranslationTransformer(len(vocab), d_model=d_model, n_heads=n_heads, n_layers=n_layers,
                                    max_len=max_len, dropout=dropout)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    warm = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else 0.1 + 0.45 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
     gen = torch.Generator().manual_seed(seed)
-    rows = []
 
-    def validate(step):
-        if not val:
-            return None
-        model.eval()
-        with torch.no_grad():
-            losses, counts = [], []
-            for k in range(0, len(v_src), 64):
-                b_tgt = _batch(v_tgt[k: k + 64])
-                losses.append(float(_loss(model, _batch(v_src[k: k + 64]), b_tgt)))
-                counts.append(int((b_tgt[:, 1:] != PAD).sum()))
-        model.train()
-        value = float(np.average(losses, weights=counts))
-        rows.append(dict(step=step, metric="val_loss", value=value))
-        return value
+    def batch_loss(step: int) -> torch.Tensor:
+        idx = torch.randint(len(src), (batch_size,), generator=gen).tolist()
+        return _loss(model, _batch([src[i] for i in idx]), _batch([tgt[i] for i in idx]))
+
+    def validate(step: int) -> float:
+        losses, counts = [], []
+        for k in range(0, len(v_src), 64):
+            b_tgt = _batch(v_tgt[k: k + 64])
+            losses.append(float(_loss(model, _batch(v_src[k: k + 64]), b_tgt)))
+            counts.append(int((b_tgt[:, 1:] != PAD).sum()))
+        return float(np.average(losses, weights=counts))
 
     start = time.perf_counter()
-    model.train()
-    bar = tqdm(range(1, steps + 1), desc="training translation model", unit="step", disable=not progress)
-    running = None
-    for step in bar:
-        idx = torch.randint(len(src), (batch_size,), generator=gen).tolist()
-        loss = _loss(model, _batch([src[i] for i in idx]), _batch([tgt[i] for i in idx]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise FloatingPointError(f"training loss is {value} at step {step}; lower `lr`")
-        rows.append(dict(step=step, metric="train_loss", value=value))
-        running = value if running is None else 0.98 * running + 0.02 * value
-        if step % eval_every == 0 or step == steps:
-            v = validate(step)
-            bar.set_postfix(loss=f"{running:.3f}", **({"val": f"{v:.3f}"} if v is not None else {}))
-        elif step % 10 == 0:
-            bar.set_postfix(loss=f"{running:.3f}")
+    rows = train_loop(model, batch_loss, steps=steps, lr=lr, warmup=max(1, steps // 20), weight_decay=0.01,
+                      evaluate=validate if val else None,
+                      eval_steps=[k for k in range(1, steps + 1) if k % eval_every == 0 or k == steps],
+                      progress=progress, desc="training translation model")
     seconds = time.perf_counter() - start
-    model.eval()
     return TranslationRun(model, vocab, pd.DataFrame(rows, columns=["step", "metric", "value"]), seconds, config)
 
 
