@@ -9,7 +9,7 @@ import pytest
 from conftest import assert_matches_reference, glued_markdown
 from otlens.results import RESULT_COLUMNS
 from otlens.training import checkpoint_steps
-from smoke_params import TINY_05, chapter_setup
+from smoke_params import chapter_setup
 
 pytestmark = [pytest.mark.slow, pytest.mark.models]
 
