@@ -540,6 +540,16 @@ class DepthStudy(StudyResult):
     def concat(cls, studies: Iterable["DepthStudy"]) -> "DepthStudy":
         """One study of several models: their profiles, then their entropies, in the given order.
 
+        Parameters
+        ----------
+        studies : iterable of DepthStudy
+            One result per model, as :func:`depth_study` returns them.
+
+        Returns
+        -------
+        DepthStudy
+            The profiles of every study, then the entropies of every study.
+
         Raises
         ------
         ValueError
