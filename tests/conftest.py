@@ -58,6 +58,20 @@ def run_chapter(tmp_path, results_dir):
     return run
 
 
+def assert_matches_reference(stem: str, table: pd.DataFrame) -> None:
+    """Assert that a chapter's smoke table equals its recorded reference (``tests/data/smoke``).
+
+    Same rows and columns, numbers equal to ``smoke_params.TOLERANCE``; wall-time and memory rows
+    and columns are left out on both sides (``smoke_params.deterministic``). Re-record with
+    ``python tools/record_smoke.py <stem>`` when a change of numbers is intended.
+    """
+    from smoke_params import compare, load_reference
+
+    problems = compare(table, load_reference(stem))
+    assert not problems, (f"{stem}: the results table differs from tests/data/smoke/{stem}.csv:\n  "
+                          + "\n  ".join(problems))
+
+
 def glued_markdown(nb: dict, name: str) -> str:
     """The markdown a chapter glued under ``name`` (myst-nb's ``glue``), from an executed notebook."""
     for cell in nb["cells"]:

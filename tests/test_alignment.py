@@ -200,3 +200,35 @@ def test_densest_verse_and_verse_maps(monkeypatch):
         assert P.shape == (2, 2) and np.allclose(P.sum(0), 0.5) and np.allclose(np.sort(P.ravel()), [0, 0, 0.5, 0.5])
     with pytest.raises(ValueError, match="`layers` must be <= 2"):
         alignment.verse_maps(None, verses[1], [3])
+
+
+def test_alignment_study_returns_a_frozen_result(monkeypatch):
+    import dataclasses
+    from types import SimpleNamespace
+
+    from otlens import claims
+    from otlens.results import RESULT_COLUMNS
+
+    rng = np.random.default_rng(0)
+
+    def fake_states(lm, source_words, target_words, *, languages):  # 2 blocks, 2 heads
+        n_s, n_t = len(source_words), len(target_words)
+        return alignment.TranslationStates(
+            source=torch.from_numpy(rng.normal(size=(3, n_s, 4))), target=torch.from_numpy(rng.normal(size=(3, n_t, 4))),
+            attention=torch.softmax(torch.from_numpy(rng.normal(size=(2, 2, n_s, n_t))), -2),
+            source_words=tuple(source_words), target_words=tuple(target_words))
+
+    monkeypatch.setattr(alignment, "translation_states", fake_states)
+    lm = SimpleNamespace(name="toy", trained=True, n_layers=2)
+    verses = [_verse("a", 3, 3, {(0, 0), (1, 1), (2, 2)}), _verse("b", 2, 3, {(0, 1), (1, 2)})]
+    study = alignment.alignment_study(lm, verses, progress=False)
+    assert isinstance(study, alignment.AlignmentStudy)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        study.scores = None
+    frame = study.to_frame()
+    assert set(RESULT_COLUMNS) <= set(frame.columns)
+    assert list(frame.experiment.unique()) == ["gold_alignment", "gold_alignment_verse", "agreement_greek_english"]
+    pd.testing.assert_frame_equal(frame, pd.concat([study.scores, study.agreements], ignore_index=True))
+    scores, agreements = study  # the old tuple still unpacks
+    assert scores is study.scores and agreements is study.agreements
+    assert study.describe() == claims.describe_chapter("03_attention_as_ot", frame)

@@ -471,3 +471,41 @@ def test_converged_is_judged_per_transition_in_a_batch(rng):
                           tol=1e-3, eps_scaling=None)
     row = df.set_index("layer").converged
     assert row[0] and not row[1]
+
+
+# --- the study's result -----------------------------------------------------------------------------
+def test_depth_study_returns_a_frozen_result_with_the_chapters_table(rng, monkeypatch):
+    import dataclasses
+
+    from otlens import claims, depth
+    from otlens.results import RESULT_COLUMNS
+
+    # a stand-in model: every run (trained or a twin) reads its own shifted cloud
+    def fake_extract(spec, texts, *, trained, seed, **kw):
+        return make_activations(shift_stack(np.random.default_rng(seed + 10 * trained)), model=spec)
+
+    monkeypatch.setattr(depth, "extract_activations", fake_extract)
+    kw = dict(methods=["corrected", EASY], seeds=[0, 1], n_samples=30, entropy_resamples=3, progress=False)
+    study = depth.depth_study("toy", ["a", "b", "c"], **kw)
+    assert isinstance(study, depth.DepthStudy)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        study.profiles = None
+    frame = study.to_frame()
+    assert list(frame.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
+    assert set(frame.experiment) == {"adjacent_ot", "entropy", "entropy_dip"}
+    pd.testing.assert_frame_equal(frame, pd.concat([study.profiles, study.entropies], ignore_index=True))
+    profiles, entropies = study  # the old tuple still unpacks
+    assert profiles is study.profiles and entropies is study.entropies
+    # the verdict is the chapter's rules on that table, not a second text
+    assert study.describe() == claims.describe_chapter("01_ot_across_depth", frame)
+    titles = {c.key: c.claim for c in claims.CLAIMS}
+    assert all(titles[k] in study.describe() for k in claims.CHAPTER_RULES["01_ot_across_depth"])
+    # two models: profiles, then entropies, in the given order (as the chapter concatenated them)
+    other = depth.depth_study("toy-2", ["a", "b", "c"], **kw)
+    both = depth.DepthStudy.concat([study, other])
+    expected = pd.concat([study.profiles, other.profiles, study.entropies, other.entropies], ignore_index=True)
+    pd.testing.assert_frame_equal(both.to_frame(), expected)
+    with pytest.raises(ValueError, match="non-empty sequence of DepthStudy"):
+        depth.DepthStudy.concat([])
+    with pytest.raises(ValueError, match="non-empty sequence of DepthStudy"):
+        depth.DepthStudy.concat([(profiles, entropies)])

@@ -237,14 +237,14 @@ def test_rotation_keeps_self_alignment_exact_with_more_units_than_stimuli(rng):
 
 
 def test_pair_study_coupling_shape_and_verdict(rng):
-    from otlens.hot import coupling_shape, coupling_table, describe_hot, pair_study
+    from otlens.hot import coupling_shape, describe_hot, pair_study
 
     base = _system(rng, 3, 150, 12)
     feats = {"a": base, "b": _deeper(rng, base)}
-    scores, fits = pair_study(["a>b", "a>a"], feats, n_splits=2, rotation_pairs=["a>b"], progress=False)
-    shape = coupling_shape(fits["a>b"][(False, 0)].P)
+    study = pair_study(["a>b", "a>a"], feats, n_splits=2, rotation_pairs=["a>b"], progress=False)
+    shape = coupling_shape(study.fits["a>b"][(False, 0)].P)
     assert shape == dict(order=1.0, monotone=1.0, contiguous=1.0, spread=2.0)
-    text = describe_hot(scores, coupling_table(fits))
+    text = describe_hot(study.scores, study.couplings)
     assert "HOT is higher for 1 of 1 model pairs" in text
     assert "in 1 of 1 cross-model pairs: a>b (over 2.0 target layers" in text
     assert "depth order in 100% of splits, targets consecutive in 100%" in text
@@ -351,3 +351,34 @@ def test_pooled_key_holds_what_changes_the_numbers(minilm_pool):
               pooled_key("minilm-l6", POOL_TEXTS, device="meta"), pooled_key("minilm-l6", POOL_TEXTS, max_length=32),
               pooled_key("minilm-l6", POOL_TEXTS, trained=False), pooled_key("minilm-l6", POOL_TEXTS[:4])}
     assert base not in others and len(others) == 6
+
+
+def test_pair_study_returns_a_frozen_result_with_the_chapters_table(rng):
+    import dataclasses
+
+    import pandas as pd
+
+    from otlens import claims
+    from otlens.hot import PairStudy, coupling_null, coupling_table, pair_study
+    from otlens.results import RESULT_COLUMNS
+
+    base = _system(rng, 3, 150, 12)
+    feats = {"a": base, "b": _deeper(rng, base)}
+    study = pair_study(["a>b", "a>a"], feats, n_splits=2, seed=3, progress=False)
+    assert isinstance(study, PairStudy) and study.seed == 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        study.scores = None
+    frame = study.to_frame()
+    assert list(frame.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
+    assert list(frame.experiment.unique()) == ["hot", "coupling", "coupling_null"]
+    # the table the chapter assembled by hand before: scores, coupling shapes, the null seeded with the study's seed
+    by_hand = pd.concat([study.scores, coupling_table(study.fits), coupling_null(study.fits, seed=3)],
+                        ignore_index=True)
+    pd.testing.assert_frame_equal(frame, by_hand)
+    assert claims.coupling_null is coupling_null  # the old path still works
+    assert study.couplings is study.couplings  # computed once
+    summary = study.summary.set_index(["model", "method"])
+    assert summary.loc[("a>a", "hot"), "n_splits"] == 2 and summary.loc[("a>a", "hot"), "mean"] > 0.99
+    scores, fits = study  # the old tuple still unpacks
+    assert scores is study.scores and fits is study.fits
+    assert study.describe() == claims.describe_chapter("02_hierarchical_alignment", by_hand)

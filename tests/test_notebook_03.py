@@ -6,13 +6,12 @@ import math
 
 import pytest
 
+from conftest import assert_matches_reference, glued_markdown
 from otlens.results import RESULT_COLUMNS
+from smoke_params import TINY_03
 
 pytestmark = [pytest.mark.slow, pytest.mark.models]
 
-
-TINY_03 = dict(sort_lengths=[2, 5], depths=[1, 4, 64], sort_seeds=[0], n_verses=2, n_pairs=2,
-               mt_pairs=60, mt_heldout=4, mt_steps=5, mt_batch=8, mt_layers=2, mt_width=16)
 
 
 def test_chapter_03_runs_on_tiny_parameters(run_chapter):
@@ -25,6 +24,7 @@ def test_chapter_03_runs_on_tiny_parameters(run_chapter):
         except md.PackageNotFoundError:
             pytest.skip(f"needs the {dist} package")
     nb, table = run_chapter("03_attention_as_ot", TINY_03)
+    assert_matches_reference("03_attention_as_ot", table)  # the numbers of the recorded run
     assert list(table.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
     assert {"sorting", "gold_alignment", "agreement_greek_english", "agreement_english_french",
             "cross_attention_english_french"} <= set(table.experiment)
@@ -42,7 +42,6 @@ def test_chapter_03_runs_on_tiny_parameters(run_chapter):
     assert set(verse.verse) == {0, 1} and {"ot-exact", "diagonal", "uniform", "head-0"} <= set(verse.method)
     agree = table[table.experiment == "agreement_greek_english"]
     assert {"attention-vs-ot-exact", "diagonal-vs-ot-exact", "uniform-vs-ot-exact"} <= set(agree.method)
-    from conftest import glued_markdown
     from otlens.claims import describe_chapter
 
     assert glued_markdown(nb, "verdict") == describe_chapter("03_attention_as_ot", table)

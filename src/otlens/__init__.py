@@ -9,6 +9,7 @@ from .activations import Activations, CorruptCacheWarning, extract_activations
 from .data import available_corpora, corpus_info, sample_texts
 from .depth import (
     PROFILE_METHODS,
+    DepthStudy,
     ProfileMethod,
     adjacent_profile,
     depth_study,
@@ -21,9 +22,9 @@ from .depth import (
 )
 from .entropy import dataset_entropy, norm_entropy, prompt_entropy, renyi_entropy
 from .exceptions import ConvergenceWarning
-from .hot import HOTAlignment, hot_align, hot_scores, pair_study, reconstruct, reconstruction_scores
+from .hot import HOTAlignment, PairStudy, hot_align, hot_scores, pair_study, reconstruct, reconstruction_scores
 from .models import LoadedModel, MissingModelPackageError, ModelInfo, MODELS, list_models, load_model, untrained
-from .results import RESULT_COLUMNS, load_results, save_results
+from .results import RESULT_COLUMNS, StudyResult, load_results, save_results
 from .ot import FRLCResult, HiRefResult, OTResult, exact_ot, frlc, hiref, sinkhorn, sinkhorn_divergence, solve
 from .information import binned_mi, discrete_mi, information_plane, probe_mi
 from .training import TrainConfig, TrainingRun, train_tiny_gpt
@@ -36,13 +37,13 @@ __version__ = "0.1.0"
 __all__ = [
     "Activations", "CorruptCacheWarning", "extract_activations",
     "available_corpora", "corpus_info", "sample_texts",
-    "PROFILE_METHODS", "ProfileMethod", "adjacent_profile", "depth_study", "solver_accuracy", "entropy_profile", "get_method",
+    "PROFILE_METHODS", "DepthStudy", "ProfileMethod", "adjacent_profile", "depth_study", "solver_accuracy", "entropy_profile", "get_method",
     "pairwise_layer_ot", "profile_shape", "shape_table",
     "dataset_entropy", "norm_entropy", "prompt_entropy", "renyi_entropy",
     "ConvergenceWarning",
-    "HOTAlignment", "hot_align", "hot_scores", "pair_study", "reconstruct", "reconstruction_scores",
+    "HOTAlignment", "PairStudy", "hot_align", "hot_scores", "pair_study", "reconstruct", "reconstruction_scores",
     "LoadedModel", "MissingModelPackageError", "ModelInfo", "MODELS", "list_models", "load_model", "untrained",
-    "RESULT_COLUMNS", "load_results", "save_results",
+    "RESULT_COLUMNS", "StudyResult", "load_results", "save_results",
     "OTResult", "HiRefResult", "FRLCResult", "exact_ot", "sinkhorn", "sinkhorn_divergence", "frlc", "hiref", "solve",
     "binned_mi", "discrete_mi", "information_plane", "probe_mi", "TrainConfig", "TrainingRun", "train_tiny_gpt",
     "describe_reproduction", "reproduction_table", "Verdict", "describe_chapter", "judge",

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from ._validation import check_choice, check_int, check_positive
 from .activations import _find_blocks, _ResidualRecorder
 from .ot import solve
+from .results import StudyResult
 
 __all__ = [
     "RULES",
@@ -51,6 +52,7 @@ __all__ = [
     "TranslationStates",
     "translation_states",
     "word_plans",
+    "AlignmentStudy",
     "alignment_study",
     "agreement_study",
     "diagonal_alignment",
@@ -349,9 +351,39 @@ def _baseline_agreements(plan: np.ndarray) -> list[tuple[str, dict[str, float]]]
     return [("diagonal", diag), ("uniform", uni)]
 
 
+@dataclass(frozen=True, eq=False)
+class AlignmentStudy(StudyResult):
+    """What :func:`alignment_study` returns: scores against gold alignments and agreements (frozen).
+
+    Attributes
+    ----------
+    scores : pandas.DataFrame
+        Pooled scores (``experiment="gold_alignment"``) then per-verse counts
+        (``"gold_alignment_verse"``), as described in :func:`alignment_study`.
+    agreements : pandas.DataFrame
+        Per layer and verse, the agreement of attention and of the baselines with each OT plan.
+
+    ``scores, agreements = alignment_study(...)`` still unpacks (iterating yields the two).
+    :meth:`describe` is chapter 3's verdict on :meth:`to_frame` (the claims on sorting need
+    :func:`otlens.attention_ot.sorting_study`'s rows, so they read "missing" here).
+    """
+
+    scores: pd.DataFrame
+    agreements: pd.DataFrame
+
+    chapter = "03_attention_as_ot"
+
+    def to_frame(self) -> pd.DataFrame:
+        """The scores then the agreements, one tidy table (rows in that order)."""
+        return pd.concat([self.scores, self.agreements], ignore_index=True)
+
+    def __iter__(self):
+        return iter((self.scores, self.agreements))
+
+
 def alignment_study(lm: Any, verses: Sequence[Any], *, layers: Any = None, reg: float = 0.05,
                     rule: str = "intersect", languages: tuple[str, str] = ("Greek", "English"),
-                    progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    progress: bool = True) -> AlignmentStudy:
     """Score OT plans and attention against gold alignments, layer by layer, verse by verse.
 
     For every verse (an :class:`otlens.data.AlignedVerse`) and block ``l`` in ``layers``: OT
@@ -362,16 +394,17 @@ def alignment_study(lm: Any, verses: Sequence[Any], *, layers: Any = None, reg: 
 
     Returns
     -------
-    (scores, agreements) : two tidy DataFrames
-        ``scores``: experiment ``"gold_alignment"``, method in ``ot-exact``, ``ot-entropic``,
-        ``cosine``, ``attention-mean``, ``attention-best-head`` (the head with the best
+    AlignmentStudy
+        Two tidy tables. ``.scores``: experiment ``"gold_alignment"``, method in ``ot-exact``,
+        ``ot-entropic``, ``cosine``, ``attention-mean``, ``attention-best-head`` (the head with the best
         accuracy at that layer, chosen on these verses: optimistic), ``diagonal``, ``uniform``,
         metrics ``precision``, ``recall``, ``aer``, ``accuracy`` pooled over verses (micro);
         plus experiment ``"gold_alignment_verse"``: per verse (``ref``, ``verse``) the counts
         ``n_correct`` and ``n_target`` of every method and head (``head-<h>``), from which
-        held-out selection and bootstrap intervals are computed. ``agreements``: per layer and
+        held-out selection and bootstrap intervals are computed. ``.agreements``: per layer and
         verse the agreement of mean attention (``attention-vs-<plan>``) and of the baselines
-        (``diagonal-vs-<plan>``, ``uniform-vs-<plan>``) with each OT plan.
+        (``diagonal-vs-<plan>``, ``uniform-vs-<plan>``) with each OT plan. ``.to_frame()``:
+        both; ``.describe()``: the chapter's verdict on them.
     """
     check_choice(rule, "rule", RULES)
     layers = _check_layers(layers, lm.n_layers)
@@ -427,7 +460,7 @@ def alignment_study(lm: Any, verses: Sequence[Any], *, layers: Any = None, reg: 
     ag = pd.DataFrame(agree).melt(id_vars=["layer", "method", "ref", "verse"], var_name="metric", value_name="value")
     ag = ag.assign(experiment=f"agreement_{languages[0].lower()}_{languages[1].lower()}", model=lm.name,
                    trained=lm.trained, seed=0, n_verses=len(verses))
-    return pd.concat([scores, verse_rows], ignore_index=True), ag
+    return AlignmentStudy(pd.concat([scores, verse_rows], ignore_index=True), ag)
 
 
 def agreement_study(lm: Any, pairs: Sequence[tuple[str, str, str]], *, layers: Any = None, reg: float = 0.05,

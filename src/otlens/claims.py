@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from .depth import shape_table
-from .hot import coupling_shape
+from .hot import coupling_null  # coupling_null: the study's null, re-exported here (it was defined here)
 from .models import parse_pair
 from .training import shape_over_training
 from .verdicts import (INCONCLUSIVE, MIN_REPLICATES, MISSING, NOT_REPRODUCED, OPEN_QUESTION, OUTCOME_VERDICT,
@@ -264,26 +264,6 @@ def hot_rotation(df: pd.DataFrame) -> Verdict:
                           "when above 0 in every pair and at least two pairs were run (one pair is underpowered for a "
                           "claim about model pairs)."),
                     detail=_units_text(cs) or "no cross-model pair with HOT+R", comparisons=cs)
-
-
-def coupling_null(fits: dict, *, n_perm: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """The shuffled-coupling null of the depth-order statistic, per pair, as tidy rows.
-
-    For every pair's HOT coupling (split 0), the source layers' rows are shuffled ``n_perm``
-    times and the rank correlation of the shuffled centres with depth recomputed
-    (:func:`otlens.hot.coupling_shape`); rows ``experiment="coupling_null"``, metrics
-    ``order_q95`` and ``order_mean``.
-    """
-    rng = np.random.default_rng(seed)
-    rows = []
-    for pair, by_fit in fits.items():
-        P = np.asarray(by_fit[(False, 0)].P, dtype=float)
-        orders = [coupling_shape(P[rng.permutation(P.shape[0])])["order"] for _ in range(n_perm)]
-        orders = np.nan_to_num(np.asarray(orders, dtype=float))
-        for metric, value in (("order_q95", float(np.quantile(orders, 0.95))), ("order_mean", float(orders.mean()))):
-            rows.append(dict(experiment="coupling_null", model=pair, trained=True, method="hot", layer=-1, seed=0,
-                             metric=metric, value=value, n_perm=n_perm))
-    return pd.DataFrame(rows)
 
 
 def depth_mismatch(df: pd.DataFrame) -> Verdict:

@@ -42,6 +42,7 @@ from ._validation import as_stack, check_choice, check_int, check_positive
 from .activations import extract_activations
 from .entropy import _renyi_batched, _spectrum_entropy, dataset_entropy, norm_entropy, prompt_entropy
 from .ot import solve
+from .results import StudyResult
 
 __all__ = [
     "ProfileMethod",
@@ -56,6 +57,7 @@ __all__ = [
     "profile_shape",
     "shape_table",
     "PROFILE_SOLVER",
+    "DepthStudy",
     "depth_study",
     "solver_accuracy",
     "has_interior_minimum",
@@ -512,6 +514,60 @@ def _entropy_dip_bootstrap(acts: Any, *, n_resamples: int, seed: int, model: str
     return pd.DataFrame(rows)
 
 
+@dataclass(frozen=True, eq=False)
+class DepthStudy(StudyResult):
+    """What :func:`depth_study` returns: chapter 1's tables for one model or several (frozen).
+
+    Attributes
+    ----------
+    profiles : pandas.DataFrame
+        The adjacent-layer OT profiles (:func:`adjacent_profile` rows), every method and run.
+    entropies : pandas.DataFrame
+        The entropy profiles (:func:`entropy_profile` rows) and, when bootstrapped, the
+        ``experiment="entropy_dip"`` rows of :func:`entropy_dip_bootstrap`.
+
+    ``profiles, entropies = depth_study(...)`` still unpacks (iterating yields the two tables).
+    :meth:`describe` is chapter 1's verdict on :meth:`to_frame`.
+    """
+
+    profiles: pd.DataFrame
+    entropies: pd.DataFrame
+
+    chapter = "01_ot_across_depth"
+
+    def to_frame(self) -> pd.DataFrame:
+        """The profiles then the entropies, one tidy table (rows in that order)."""
+        return pd.concat([self.profiles, self.entropies], ignore_index=True)
+
+    def __iter__(self):
+        return iter((self.profiles, self.entropies))
+
+    @classmethod
+    def concat(cls, studies: Iterable["DepthStudy"]) -> "DepthStudy":
+        """One study of several models: their profiles, then their entropies, in the given order.
+
+        Parameters
+        ----------
+        studies : iterable of DepthStudy
+            One result per model, as :func:`depth_study` returns them.
+
+        Returns
+        -------
+        DepthStudy
+            The profiles of every study, then the entropies of every study.
+
+        Raises
+        ------
+        ValueError
+            If ``studies`` is empty or holds something other than a :class:`DepthStudy`.
+        """
+        studies = list(studies)
+        if not studies or not all(isinstance(s, DepthStudy) for s in studies):
+            raise ValueError(f"`studies` must be a non-empty sequence of DepthStudy; got {studies!r:.200}")
+        return cls(pd.concat([s.profiles for s in studies], ignore_index=True),
+                   pd.concat([s.entropies for s in studies], ignore_index=True))
+
+
 def depth_study(
     spec: str,
     texts: Sequence[str],
@@ -523,7 +579,7 @@ def depth_study(
     device: Any = None,
     progress: bool = True,
     entropy_resamples: int = 0,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> DepthStudy:
     """Depth profiles and entropies of a model and its untrained twins, for every method.
 
     The trained model gives one profile per seed (a different token sample each); the
@@ -537,8 +593,10 @@ def depth_study(
 
     Returns
     -------
-    (profiles, entropies) : tuple of pandas.DataFrame
-        Tidy tables from :func:`adjacent_profile` and :func:`entropy_profile`, ``model`` = ``spec``.
+    DepthStudy
+        ``.profiles`` and ``.entropies``: tidy tables from :func:`adjacent_profile` and
+        :func:`entropy_profile`, ``model`` = ``spec``; ``.to_frame()`` both, ``.describe()`` the
+        chapter's verdict on them.
     """
     seeds = [check_int(s, "seeds", minimum=0) for s in seeds]
     if not seeds:
@@ -556,7 +614,7 @@ def depth_study(
         if entropy_resamples:
             entropies.append(entropy_dip_bootstrap(acts, n_resamples=entropy_resamples, model=spec, trained=trained,
                                                    init_seed=init_seed))
-    return pd.concat(profiles, ignore_index=True), pd.concat(entropies, ignore_index=True)
+    return DepthStudy(pd.concat(profiles, ignore_index=True), pd.concat(entropies, ignore_index=True))
 
 
 def solver_accuracy(

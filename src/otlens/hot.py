@@ -5,12 +5,15 @@ The method itself (inner and outer OT, HOT+R, reconstruction, the baselines) is 
 ``from otlens.hot import reconstruct`` keep working. This module adds what the chapter runs:
 held-out scores over random splits (:func:`hot_scores`), pooled stimulus features of named
 systems (:func:`pooled_states`, :func:`system_features`), ``"source>target"`` model pairs
-(:func:`pair_study`), the shape of the layer coupling (:func:`coupling_shape`) and the verdict
+(:func:`pair_study`, returning a :class:`PairStudy`), the shape of the layer coupling
+(:func:`coupling_shape`) with its shuffled null (:func:`coupling_null`) and the verdict
 (:func:`describe_hot`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
@@ -41,7 +44,7 @@ from .ot.hot import (
 from .models import UNTRAINED_SUFFIX, load_model  # noqa: F401 (UNTRAINED_SUFFIX: otlens.hot's old name)
 from .models import parse_pair as _parse_pair
 from .models import parse_spec
-from .results import RESULT_COLUMNS
+from .results import RESULT_COLUMNS, StudyResult
 
 __all__ = [
     *hot_solver.__all__,  # re-exported: otlens.hot.X keeps working for the solver's names
@@ -52,9 +55,11 @@ __all__ = [
     "pooled_file",
     "system_features",
     "parse_pair",
+    "PairStudy",
     "pair_study",
     "coupling_shape",
     "coupling_table",
+    "coupling_null",
     "describe_hot",
     "brain_study",
 ]
@@ -241,13 +246,65 @@ def _cross_model(pair: str) -> bool:
     return source != target
 
 
+@dataclass(frozen=True, eq=False)
+class PairStudy(StudyResult):
+    """What :func:`pair_study` returns: chapter 2's scores and fitted alignments (frozen).
+
+    Attributes
+    ----------
+    scores : pandas.DataFrame
+        The :func:`hot_scores` tables of every pair (``model`` = the pair).
+    fits : dict
+        ``{pair: {(rotation, split): HOTAlignment}}``.
+    seed : int
+        The study's seed; it also seeds the shuffled-coupling null (:attr:`null`).
+
+    ``scores, fits = pair_study(...)`` still unpacks (iterating yields the two). The derived
+    tables (:attr:`couplings`, :attr:`null`, :attr:`summary`) are computed once, on first use.
+    :meth:`describe` is chapter 2's verdict on :meth:`to_frame` (the brain rows are not in it).
+    """
+
+    scores: pd.DataFrame
+    fits: dict
+    seed: int = 0
+
+    chapter = "02_hierarchical_alignment"
+
+    @cached_property
+    def couplings(self) -> pd.DataFrame:
+        """:func:`coupling_table` of the fits: the shape of every pair's layer coupling, per split."""
+        return coupling_table(self.fits)
+
+    @cached_property
+    def null(self) -> pd.DataFrame:
+        """:func:`coupling_null` of the fits, seeded with :attr:`seed`."""
+        return coupling_null(self.fits, seed=self.seed)
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        """:func:`hot_study` of the scores: mean and sd over splits per pair and method."""
+        return hot_study(self.scores)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The scores, the coupling shapes and their null, one tidy table (rows in that order)."""
+        return pd.concat([self.scores, self.couplings, self.null], ignore_index=True)
+
+    def __iter__(self):
+        return iter((self.scores, self.fits))
+
+
 def pair_study(pairs: Sequence[str], features: dict[str, Any], *, n_splits: int = 5, train_fraction: float = 0.8,
                seed: int = 0, rotation_pairs: Sequence[str] = (), max_rotation_iter: int = 20,
-               progress: bool = True) -> tuple[pd.DataFrame, dict]:
+               progress: bool = True) -> PairStudy:
     """:func:`hot_scores` for every ``"source>target"`` pair (HOT+R too for those in ``rotation_pairs``).
 
-    Returns the concatenated tidy table (``model`` = the pair, ``trained`` = whether both
-    systems are trained) and ``{pair: {(rotation, split): HOTAlignment}}``.
+    Returns
+    -------
+    PairStudy
+        ``.scores``: the concatenated tidy table (``model`` = the pair, ``trained`` = whether
+        both systems are trained); ``.fits``: ``{pair: {(rotation, split): HOTAlignment}}``;
+        ``.to_frame()`` the scores with the coupling shapes and their null, ``.describe()`` the
+        chapter's verdict on them.
     """
     parsed = [parse_pair(p) for p in pairs]
     for p in rotation_pairs:
@@ -265,7 +322,7 @@ def pair_study(pairs: Sequence[str], features: dict[str, Any], *, n_splits: int 
                            progress=progress)
         tables.append(df)
         fits[pair] = f
-    return pd.concat(tables, ignore_index=True), fits
+    return PairStudy(pd.concat(tables, ignore_index=True), fits, seed=seed)
 
 
 def coupling_shape(P: Any, *, threshold: float = 0.05) -> dict[str, float]:
@@ -297,6 +354,26 @@ def coupling_table(fits: dict) -> pd.DataFrame:
             for metric, value in coupling_shape(al.P).items():
                 rows.append(("coupling", pair, True, "hot+R" if rot else "hot", -1, split, metric, value))
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+
+
+def coupling_null(fits: dict, *, n_perm: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """The shuffled-coupling null of the depth-order statistic, per pair, as tidy rows.
+
+    For every pair's HOT coupling (split 0), the source layers' rows are shuffled ``n_perm``
+    times and the rank correlation of the shuffled centres with depth recomputed
+    (:func:`coupling_shape`); rows ``experiment="coupling_null"``, metrics ``order_q95`` and
+    ``order_mean``.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for pair, by_fit in fits.items():
+        P = np.asarray(by_fit[(False, 0)].P, dtype=float)
+        orders = [coupling_shape(P[rng.permutation(P.shape[0])])["order"] for _ in range(n_perm)]
+        orders = np.nan_to_num(np.asarray(orders, dtype=float))
+        for metric, value in (("order_q95", float(np.quantile(orders, 0.95))), ("order_mean", float(orders.mean()))):
+            rows.append(dict(experiment="coupling_null", model=pair, trained=True, method="hot", layer=-1, seed=0,
+                             metric=metric, value=value, n_perm=n_perm))
+    return pd.DataFrame(rows)
 
 
 def describe_hot(scores: pd.DataFrame, couplings: pd.DataFrame) -> str:

@@ -2,21 +2,25 @@
 
 Every chapter saves its table with :func:`save_results`; the book's prose, the reproduction
 table and the tests read the same numbers back with :func:`load_results`. :func:`format_table`
-prepares a table for a page: fixed decimals, no ``NaN``, ``None`` or ``-0.000``.
+prepares a table for a page: fixed decimals, no ``NaN``, ``None`` or ``-0.000``. A study returns a
+:class:`StudyResult`: its tables, the tidy table the chapter saves (``to_frame()``) and the
+verdict on that table (``describe()``).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import numbers
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 
 from ._io import atomic_write
 from .config import results_dir
 
-__all__ = ["RESULT_COLUMNS", "format_table", "save_results", "load_results"]
+__all__ = ["RESULT_COLUMNS", "format_table", "save_results", "load_results", "StudyResult"]
 
 #: Columns every results table has (more are allowed).
 RESULT_COLUMNS = ("experiment", "model", "trained", "method", "layer", "seed", "metric", "value")
@@ -118,3 +122,29 @@ def format_table(df: pd.DataFrame, *, digits: int = 3, missing: str = "–") -> 
 
         out.iloc[:, j] = [show(v) for v in column]
     return out
+
+
+class StudyResult:
+    """What a study returns: its tables, frozen (subclasses are ``@dataclass(frozen=True, eq=False)``).
+
+    A subclass sets :attr:`chapter` and implements :meth:`to_frame`; :meth:`describe` is then the
+    chapter's verdict (:func:`otlens.claims.describe_chapter`, the rules the chapter and the
+    reproduction page use) on that table. A claim whose rows the study does not hold reads
+    "missing".
+    """
+
+    #: The chapter whose verdict rules read :meth:`to_frame` (a notebook stem).
+    chapter: ClassVar[str] = ""
+
+    def to_frame(self) -> pd.DataFrame:
+        """The study's tidy table (:data:`RESULT_COLUMNS` first), as the chapter saves it."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """Markdown verdict of :meth:`to_frame` by the chapter's rules (:func:`otlens.claims.describe_chapter`).
+
+        The verdict rules are on the report floor, above the studies: they are looked up by
+        module name when asked, so no study imports them.
+        """
+        claims = importlib.import_module("otlens.claims")
+        return claims.describe_chapter(self.chapter, self.to_frame())
