@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import ot
 import pytest
 
@@ -252,6 +253,31 @@ def test_pair_study_coupling_shape_and_verdict(rng):
         pair_study(["a-b"], feats, progress=False)
     with pytest.raises(ValueError, match="no features"):
         pair_study(["a>c"], feats, progress=False)
+
+
+def test_pair_study_streams_keeping_unit_couplings_only_where_asked(rng):
+    """Scores and coupling tables do not depend on what is kept; only kept fits can reconstruct."""
+    from otlens.hot import pair_study
+
+    base = _system(rng, 3, 150, 12)
+    feats = {"a": base, "b": _deeper(rng, base)}
+    kw = dict(n_splits=2, rotation_pairs=["a>b"], progress=False)
+    light = pair_study(["a>b", "a>a"], feats, **kw)
+    kept = pair_study(["a>b", "a>a"], feats, keep_units=["a>b"], **kw)
+    full = pair_study(["a>b", "a>a"], feats, keep_units="all", **kw)
+    pd.testing.assert_frame_equal(light.to_frame(), full.to_frame())
+    pd.testing.assert_frame_equal(kept.to_frame(), full.to_frame())
+    assert not any(al.units_kept for by_fit in light.fits.values() for al in by_fit.values())
+    assert [k for k, al in kept.fits["a>b"].items() if al.units_kept] == [(False, 0)]
+    assert light.fits["a>b"][(True, 1)].rotation and light.fits["a>b"][(True, 1)].Q == ()
+    y = [t[:10] for t in feats["b"]]
+    assert len(reconstruct(kept.fits["a>b"][(False, 0)], y)) == 3
+    with pytest.raises(ValueError, match="without_units"):
+        reconstruct(light.fits["a>b"][(False, 0)], y)
+    with pytest.raises(ValueError, match="keep_units"):
+        pair_study(["a>b"], feats, keep_units=["a>c"], progress=False)
+    with pytest.raises(ValueError, match="keep_units"):
+        pair_study(["a>b"], feats, keep_units="some", progress=False)
 
 
 def test_pairs_and_twins_are_read_with_the_models_grammar(rng):

@@ -326,6 +326,9 @@ class HOTAlignment:
         ``"exact"`` or ``"entropic"``.
     converged : bool
         Every inner problem (and rotation loop) reached its tolerance.
+    units_kept : bool
+        Whether ``Q`` (and ``R``) are held; False for an alignment reduced by
+        :meth:`without_units` (layer coupling and costs only), which cannot reconstruct.
     """
 
     P: np.ndarray
@@ -336,10 +339,27 @@ class HOTAlignment:
     converged: bool
     source_scalers: tuple = field(repr=False)
     target_scalers: tuple = field(repr=False)
+    units_kept: bool = True
 
     @property
     def rotation(self) -> bool:
         return self.R is not None
+
+    def without_units(self) -> "HOTAlignment":
+        """The alignment without its unit couplings and rotations: ``P``, ``cost`` and the scalers only.
+
+        A study that scores many fits keeps this light copy of the ones no figure reads: the
+        unit couplings are ``L x M`` dense ``[n_l, n_m]`` plans (about 1.2 GB for Gemma-3 270M
+        against its untrained twin), the layer coupling a few hundred numbers.
+
+        Returns
+        -------
+        HOTAlignment
+            ``units_kept=False``; ``rotation`` is unchanged.
+        """
+        from dataclasses import replace
+
+        return replace(self, Q=(), R=() if self.R is not None else None, units_kept=False)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -549,6 +569,9 @@ def reconstruct(alignment: HOTAlignment, target: Any, *, variant: str = "hot", s
     predictions are in the source's training standardisation (compare with
     :meth:`HOTAlignment.standardize_source`). ``layers`` restricts to some source layers.
     """
+    if not alignment.units_kept:
+        raise ValueError("this alignment was reduced with without_units(): its unit couplings were not kept, so "
+                         "it cannot reconstruct (keep them with pair_study's `keep_units`)")
     W = variant_coupling(alignment, variant, seed=seed)
     ys = alignment.standardize_target(target)
     L, M = W.shape
