@@ -270,8 +270,22 @@ def coupling_null(fits: dict, *, n_perm: int = 1000, seed: int = 0) -> pd.DataFr
 
     For every pair's HOT coupling (split 0), the source layers' rows are shuffled ``n_perm``
     times and the rank correlation of the shuffled centres with depth recomputed
-    (:func:`otlens.hot.coupling_shape`); rows ``experiment="coupling_null"``, metrics
-    ``order_q95`` and ``order_mean``.
+    (:func:`otlens.hot.coupling_shape`).
+
+    Parameters
+    ----------
+    fits : dict
+        Per model pair, its fitted alignments keyed by ``(rotation, split)`` (the HOT fit of
+        split 0, ``(False, 0)``, is read).
+    n_perm : int
+        Number of shuffles.
+    seed : int
+        Seed of the shuffles.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``experiment="coupling_null"``, metrics ``order_q95`` and ``order_mean``.
     """
     rng = np.random.default_rng(seed)
     rows = []
@@ -733,7 +747,22 @@ _INFO = {c.key: c for c in CLAIMS}
 
 
 def judge_claim(key: str, table: pd.DataFrame | None, bench: pd.DataFrame | None = None) -> Verdict:
-    """The verdict on one claim from its chapter's results table (``None``: the chapter was not run)."""
+    """The verdict on one claim from its chapter's results table.
+
+    Parameters
+    ----------
+    key : str
+        The claim's key in :data:`CLAIMS`.
+    table : pandas.DataFrame or None
+        Its chapter's results table (``None``: the chapter was not run).
+    bench : pandas.DataFrame, optional
+        The benchmark table, for the claims that read it.
+
+    Returns
+    -------
+    Verdict
+        The decision on the claim.
+    """
     info = _INFO[key]
     if table is None:
         v = missing(key, f"{info.chapter} has not been run")
@@ -749,14 +778,44 @@ def judge_claim(key: str, table: pd.DataFrame | None, bench: pd.DataFrame | None
 
 
 def judge(chapter: str, table: pd.DataFrame | None, bench: pd.DataFrame | None = None) -> list[Verdict]:
-    """Every claim a chapter decides, from its results table."""
+    """Every claim a chapter decides, from its results table.
+
+    Parameters
+    ----------
+    chapter : str
+        The chapter's notebook stem (e.g. ``"01_ot_across_depth"``).
+    table : pandas.DataFrame or None
+        The chapter's results table; None when the chapter was not run.
+    bench : pandas.DataFrame, optional
+        The benchmark table, for the claims that read it.
+
+    Returns
+    -------
+    list of Verdict
+        One verdict per claim of the chapter.
+    """
     if chapter not in CHAPTER_RULES:
         raise ValueError(f"`chapter` must be one of {sorted(CHAPTER_RULES)}; got {chapter!r}")
     return [judge_claim(k, table, bench) for k in CHAPTER_RULES[chapter]]
 
 
 def describe_chapter(chapter: str, table: pd.DataFrame, bench: pd.DataFrame | None = None) -> str:
-    """Markdown of :func:`judge` for a chapter: each claim, how its setting differs, the verdict and its numbers."""
+    """Markdown of :func:`judge` for a chapter: each claim, how its setting differs, the verdict and its numbers.
+
+    Parameters
+    ----------
+    chapter : str
+        The chapter's notebook stem.
+    table : pandas.DataFrame
+        The chapter's results table.
+    bench : pandas.DataFrame, optional
+        The benchmark table.
+
+    Returns
+    -------
+    str
+        The markdown.
+    """
     verdicts = judge(chapter, table, bench)
     text = describe_verdicts(verdicts, {k: _INFO[k].claim for k in CHAPTER_RULES[chapter]})
     original = "; ".join(dict.fromkeys(_INFO[v.claim].original for v in verdicts))

@@ -89,6 +89,11 @@ def plot_style() -> Iterator[None]:
     ``sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")`` inside
     :func:`matplotlib.rc_context`, so the previous rcParams come back on exit.
 
+    Yields
+    ------
+    None
+        Control returns to the ``with`` block with the style applied.
+
     Examples
     --------
     >>> with plot_style():
@@ -291,10 +296,9 @@ def plot_profile(
     Returns
     -------
     matplotlib.figure.Figure
-        The figure (of a seaborn ``FacetGrid``), one axes per panel.
-
-    A ``df`` without rows (a selection the run did not compute, such as a method left out of a
-    chapter's ``methods``) gives one empty panel that says so, not an error.
+        The figure (of a seaborn ``FacetGrid``), one axes per panel. A ``df`` without rows
+        (a selection the run did not compute, such as a method left out of a chapter's
+        ``methods``) gives one empty panel that says so, not an error.
 
     Raises
     ------
@@ -326,17 +330,24 @@ def plot_entropy(
 ) -> Figure:
     """Entropy per layer (row ``layer = ℓ`` is layer ℓ, 0 = embeddings), one panel per model.
 
-    The same figure as :func:`plot_profile` with the x axis labelled "layer ℓ"; see there for
-    the parameters. ``metric`` names the entropy rows (e.g. ``"norm_entropy"``,
-    ``"prompt_entropy"``, ``"dataset_entropy"``).
+    The same figure as :func:`plot_profile` with the x axis labelled "layer ℓ".
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Tidy entropy rows (:func:`otlens.depth.entropy_profile`).
+    metric : str or None
+        The entropy rows to draw (e.g. ``"norm_entropy"``, ``"prompt_entropy"``,
+        ``"dataset_entropy"``).
+    col, row, hue, style, errorbar, n_boot, sharey, title, ylabel, col_wrap, height, aspect : optional
+        As for :func:`plot_profile`.
 
     Returns
     -------
     matplotlib.figure.Figure
-        The figure (of a seaborn ``FacetGrid``), one axes per panel.
-
-    A ``df`` without rows (a selection the run did not compute, such as a method left out of a
-    chapter's ``methods``) gives one empty panel that says so, not an error.
+        The figure (of a seaborn ``FacetGrid``), one axes per panel. A ``df`` without rows
+        (a selection the run did not compute, such as a method left out of a chapter's
+        ``methods``) gives one empty panel that says so, not an error.
 
     Raises
     ------
@@ -407,7 +418,7 @@ def plot_layer_heatmap(
 
     Parameters
     ----------
-    matrix : array-like, torch.Tensor or pandas.DataFrame, shape (n_rows, n_cols)
+    matrix : array-like, torch.Tensor or pandas.DataFrame, [n_rows, n_cols]
         The values (usually square, ``[n_layers, n_layers]``). A DataFrame's index and
         columns are used as tick labels unless ``labels`` is given.
     labels : sequence or (row_labels, col_labels), optional
@@ -471,7 +482,21 @@ def plot_layer_heatmaps(
 ) -> Figure:
     """Several layer-by-layer matrices side by side on one colour scale (e.g. trained vs untrained).
 
-    ``matrices`` maps a panel title to a matrix accepted by :func:`plot_layer_heatmap`.
+    Parameters
+    ----------
+    matrices : dict of str to array-like
+        Panel title -> a matrix accepted by :func:`plot_layer_heatmap` (``[n_rows, n_cols]``).
+    title : str, optional
+        Figure title.
+    cmap : str
+        Colour map.
+    cbar_label : str
+        Label of the shared colour bar.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     if not isinstance(matrices, dict) or not matrices:
         raise ValueError(f"`matrices` must be a non-empty dict of title -> matrix; got {type(matrices).__name__}")
@@ -579,7 +604,21 @@ def plot_metric_bars(
 def plot_depth_error(df: pd.DataFrame, *, metric: str = "plan_error", title: str | None = None) -> Figure:
     """Error against depth (log-log), one panel per list length ``n``, one line per method.
 
-    ``df`` is :func:`otlens.attention_ot.sorting_study`'s table; bands are 95% intervals over seeds.
+    Bands are 95% intervals over seeds.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        :func:`otlens.attention_ot.sorting_study`'s table.
+    metric : str
+        The error metric drawn.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     data = _prepare(df, metric=metric, columns=["layer", "method", "n"])
     data = data[data["layer"] > 0]
@@ -605,9 +644,21 @@ def plot_depth_error(df: pd.DataFrame, *, metric: str = "plan_error", title: str
 def plot_sorted_lists(examples: Sequence[tuple[Any, Any]], *, title: str | None = None) -> Figure:
     """Input lists and the transformer's output order, one panel per list.
 
-    ``examples`` holds ``(values, rank)`` pairs: ``rank[i]`` is the position the transformer
-    gives ``values[i]``. Each panel plots the values at their input index (grey) and at their
-    output position (colour): a correct sort is an increasing curve.
+    Each panel plots the values at their input index (grey) and at their output position
+    (colour): a correct sort is an increasing curve.
+
+    Parameters
+    ----------
+    examples : sequence of (array-like, array-like)
+        ``(values, rank)`` pairs: ``rank[i]`` is the position the transformer gives ``values[i]``
+        (:func:`otlens.attention_ot.sort_examples`).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     if not examples:
         raise ValueError("`examples` must hold at least one (values, rank) pair")
@@ -631,9 +682,25 @@ def plot_alignment_maps(maps: dict, source_words: Sequence[str], target_words: S
                         gold: Any = None, title: str | None = None) -> Figure:
     """Soft alignments (target words as rows, source words as columns), side by side.
 
-    ``maps`` maps a panel title to a ``[n_source, n_target]`` matrix; each is shown
-    column-normalised (each target word's distribution over source words). Gold links, if given
-    as a set of ``(i, j)``, are marked with red dots.
+    Each map is shown column-normalised (each target word's distribution over source words).
+
+    Parameters
+    ----------
+    maps : dict of str to array-like
+        Panel title -> a ``[n_source, n_target]`` matrix.
+    source_words : sequence of str
+        The source words (columns).
+    target_words : sequence of str
+        The target words (rows).
+    gold : set of (i, j), optional
+        Gold links, marked with red dots.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     if not maps:
         raise ValueError("`maps` must hold at least one matrix")
@@ -659,7 +726,26 @@ def plot_alignment_maps(maps: dict, source_words: Sequence[str], target_words: S
 
 def plot_alignment_by_layer(df: pd.DataFrame, *, metric: str = "accuracy", hue: str = "method",
                             ylabel: str | None = None, title: str | None = None) -> Figure:
-    """A per-layer alignment score (or agreement), one line per ``hue`` value."""
+    """A per-layer alignment score (or agreement), one line per ``hue`` value.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Tidy rows with ``layer``, ``metric``, ``value`` and the ``hue`` column.
+    metric : str
+        The metric drawn.
+    hue : str
+        The column whose values get one line each.
+    ylabel : str, optional
+        Label of the y axis (default: from the metric).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     data = _prepare(df, metric=metric, columns=["layer", hue])
     with plot_style():
         fig, ax = plt.subplots(figsize=(6.5, 3.4))
@@ -686,8 +772,24 @@ def plot_couplings(couplings: dict[str, Any], *, title: str | None = None,
                    cbar_label: str = "share of the source layer's mass") -> Figure:
     """HOT layer couplings side by side, one panel per model pair (shapes may differ).
 
-    ``couplings`` maps a panel title to an ``[L, M]`` coupling ``P``. Each row is shown as the
-    share of that source layer's mass (``L · P``, rows sum to 1), on one 0–1 colour scale.
+    Each row is shown as the share of that source layer's mass (``L · P``, rows sum to 1), on
+    one 0–1 colour scale.
+
+    Parameters
+    ----------
+    couplings : dict of str to array-like
+        Panel title -> an ``[L, M]`` coupling ``P``.
+    title : str, optional
+        Figure title.
+    xlabel, ylabel : str
+        Axis labels.
+    cbar_label : str
+        Label of the colour bar.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     if not isinstance(couplings, dict) or not couplings:
         raise ValueError(f"`couplings` must be a non-empty dict of title -> [L, M] matrix; got {type(couplings).__name__}")
@@ -718,8 +820,26 @@ def plot_reconstruction(actual: Any, predicted: Any, *, n_units: int = 6, seed: 
                         title: str | None = None) -> Figure:
     """Held-out responses of a few units against their reconstruction, one colour per unit.
 
-    ``actual`` and ``predicted`` are ``[n_stimuli, n_units]`` (one layer); ``n_units`` units
-    are drawn at random (seeded) and the legend gives each one's Pearson correlation.
+    ``n_units`` units are drawn at random (seeded) and the legend gives each one's Pearson
+    correlation.
+
+    Parameters
+    ----------
+    actual : array-like, [n_stimuli, n_units]
+        One layer's held-out responses.
+    predicted : array-like, [n_stimuli, n_units]
+        Their reconstruction.
+    n_units : int
+        Units drawn.
+    seed : int
+        Seed of the draw.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     a, p = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
     if a.ndim != 2 or a.shape != p.shape:
@@ -767,6 +887,13 @@ def plot_loss_curve(log: pd.DataFrame, *, title: str | None = None, smooth: int 
         per model.
     smooth : int, default 20
         Rolling-mean window of the training loss (in steps).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     if not isinstance(log, pd.DataFrame) or not {"step", "metric", "value"} <= set(log.columns):
         raise ValueError("`log` must be a DataFrame with columns step, metric, value")
@@ -798,8 +925,23 @@ def plot_checkpoint_heatmap(df: pd.DataFrame, *, metric: str, title: str | None 
                             label: str | None = None) -> Figure:
     """Heatmap of a per-layer metric, checkpoint (rows, with validation loss) × layer (columns).
 
-    ``df`` holds rows of one model with columns ``step, layer, metric, value`` (and ``val_loss``);
-    values are averaged over seeds.
+    Values are averaged over seeds.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Rows of one model with columns ``step, layer, metric, value`` (and ``val_loss``).
+    metric : str
+        The metric drawn.
+    title : str, optional
+        Figure title.
+    label : str, optional
+        Label of the colour bar (default: from the metric).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     data = _prepare(df, metric=metric, columns=["step", "layer", "value"])
     mat = data.groupby(["step", "layer"])["value"].mean().unstack("layer").sort_index()
@@ -822,7 +964,21 @@ def plot_over_training(df: pd.DataFrame, *, metrics: Sequence[str], title: str |
                        sharey: bool = False) -> Figure:
     """One panel per metric: the per-layer curve of every checkpoint, coloured by step (light = early).
 
-    ``df`` holds rows of one model with columns ``step, layer, metric, value`` (seeds averaged).
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Rows of one model with columns ``step, layer, metric, value`` (seeds averaged).
+    metrics : sequence of str
+        The metrics, one panel each.
+    title : str, optional
+        Figure title.
+    sharey : bool
+        Share the y axis between panels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     if isinstance(metrics, str) or not metrics:
         raise ValueError(f"`metrics` must be a non-empty list of metric names; got {metrics!r}")
@@ -848,8 +1004,21 @@ def plot_information_plane(df: pd.DataFrame, *, x: str = "mi_xz", y: str = "mi_y
     """Information-plane trajectories: ``(I(X;Z), I(Y;Z))`` of each layer across checkpoints.
 
     One line per layer (colour), through the checkpoints in step order; marker size grows with
-    the step and the final checkpoint is ringed. ``df`` holds rows of one model with columns
-    ``step, layer, metric, value``.
+    the step and the final checkpoint is ringed.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Rows of one model with columns ``step, layer, metric, value``.
+    x, y : str
+        The metrics on each axis.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     dx = _prepare(df, metric=x, columns=["step", "layer", "value"])
     dy = _prepare(df, metric=y, columns=["step", "layer", "value"])
@@ -874,8 +1043,24 @@ def plot_information_plane(df: pd.DataFrame, *, x: str = "mi_xz", y: str = "mi_y
 
 
 def plot_metric_vs_loss(df: pd.DataFrame, *, metric: str, title: str | None = None) -> Figure:
-    """A per-layer metric against the checkpoint's validation loss (one line per layer; x reversed,
-    so training runs left to right)."""
+    """A per-layer metric against the checkpoint's validation loss.
+
+    One line per layer; the x axis is reversed, so training runs left to right.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Rows of one model with columns ``step, layer, metric, value`` and ``val_loss``.
+    metric : str
+        The metric drawn.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     data = _prepare(df, metric=metric, columns=["val_loss", "layer", "value"])
     agg = data.groupby(["layer", "val_loss"]).value.mean().reset_index()
     with plot_style():
@@ -905,11 +1090,24 @@ __all__ += ["plot_loss_curve", "plot_checkpoint_heatmap", "plot_over_training", 
 def plot_scaling(df: pd.DataFrame, *, memory: str | None = None, title: str | None = None) -> Figure:
     """Time and memory against the number of points, one line per solver, log-log.
 
-    ``df`` has columns ``solver``, ``n``, ``time_s`` and the ``memory`` column (one row per
-    solver and size, e.g. from ``benchmarks/bench_scale.py``). ``memory`` defaults to
-    ``solver_mem_mb`` (the solver's own rise of the process's peak memory) when ``df`` has it,
-    else ``peak_mem_mb`` (the whole process: interpreter, libraries and inputs included). Values
-    below 1 MiB are drawn at 1 MiB (a log axis has no 0). Returns one figure with two panels.
+    Values below 1 MiB are drawn at 1 MiB (a log axis has no 0).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Columns ``solver``, ``n``, ``time_s`` and the ``memory`` column (one row per solver and
+        size, e.g. from ``benchmarks/bench_scale.py``).
+    memory : str, optional
+        The memory column; default ``solver_mem_mb`` (the solver's own rise of the process's
+        peak memory) when ``df`` has it, else ``peak_mem_mb`` (the whole process: interpreter,
+        libraries and inputs included).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One figure with two panels (time, memory).
     """
     if memory is None:
         memory = "solver_mem_mb" if "solver_mem_mb" in getattr(df, "columns", ()) else "peak_mem_mb"
@@ -934,7 +1132,26 @@ def plot_scaling(df: pd.DataFrame, *, memory: str | None = None, title: str | No
 
 def plot_bijection(x: Any, y: Any, permutation: Any, *, n_lines: int = 400, seed: int = 0,
                    title: str | None = None) -> Figure:
-    """Two 2-D clouds and segments ``x_i -> y_{permutation_i}`` for a random subset of points."""
+    """Two 2-D clouds and segments ``x_i -> y_{permutation_i}`` for a random subset of points.
+
+    Parameters
+    ----------
+    x, y : array-like, [n, 2]
+        The two clouds.
+    permutation : array-like of int, [n]
+        The bijection (e.g. :attr:`otlens.ot.HiRefResult.permutation`).
+    n_lines : int
+        Segments drawn.
+    seed : int
+        Seed of the subset.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     x, y = (np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, dtype=float) for v in (x, y))
     perm = np.asarray(permutation.detach().cpu() if hasattr(permutation, "detach") else permutation)
     if x.ndim != 2 or x.shape[1] != 2 or y.shape != x.shape or perm.shape != (x.shape[0],):
@@ -966,6 +1183,18 @@ def plot_verdicts(table: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Verdicts of the reproduction table (:func:`otlens.reproduction.reproduction_table`) per study.
 
     One horizontal stacked bar per study (``study`` column), one colour per verdict.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The reproduction table.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     if not isinstance(table, pd.DataFrame) or not {"study", "verdict"} <= set(table.columns):
         raise ValueError("`table` must be a DataFrame with columns 'study' and 'verdict'")

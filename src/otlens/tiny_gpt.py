@@ -156,7 +156,13 @@ class TrainConfig:
         return f"tiny-gpt-L{self.n_layers}"
 
     def key(self) -> str:
-        """sha256 of the settings, :data:`TRAINING_VERSION` and the torch / transformers versions."""
+        """sha256 of the settings, :data:`TRAINING_VERSION` and the torch / transformers versions.
+
+        Returns
+        -------
+        str
+            The hex digest (it names the run's folder).
+        """
         import transformers
 
         payload = dict(dataclasses.asdict(self), training_version=TRAINING_VERSION, torch=torch.__version__,
@@ -174,6 +180,20 @@ def checkpoint_steps(steps: int, n_checkpoints: int) -> tuple[int, ...]:
     Steps are ``round(steps ** (i / (n - 2)))`` for ``i = 0 .. n - 2``; duplicates (short runs)
     are dropped, so fewer than ``n_checkpoints`` may come back.
 
+    Parameters
+    ----------
+    steps : int
+        Training steps.
+    n_checkpoints : int
+        Checkpoints wanted, step 0 included.
+
+    Returns
+    -------
+    tuple of int
+        The steps, increasing.
+
+    Examples
+    --------
     >>> checkpoint_steps(1000, 5)
     (0, 1, 10, 100, 1000)
     """
@@ -199,7 +219,24 @@ def _split(corpus: str, val_fraction: float) -> tuple[list[str], list[str]]:
 
 
 def heldout_texts(n: int, *, config: TrainConfig = DEFAULT_CONFIG, seed: int = 0, min_chars: int = 40) -> list[str]:
-    """``n`` held-out speeches (never trained on) of at least ``min_chars`` characters, drawn by seed."""
+    """``n`` held-out speeches (never trained on) of at least ``min_chars`` characters, drawn by seed.
+
+    Parameters
+    ----------
+    n : int
+        Number of speeches.
+    config : TrainConfig
+        The run whose held-out split is read.
+    seed : int
+        Seed of the draw.
+    min_chars : int
+        Shortest speech kept.
+
+    Returns
+    -------
+    list of str
+        The speeches.
+    """
     n = check_int(n, "n", minimum=1)
     _, val = _split(config.corpus, config.val_fraction)
     pool = [t for t in val if len(t) >= min_chars]
@@ -214,7 +251,18 @@ def build_tokenizer(texts: Sequence[str], *, model_max_length: int = 64):
 
     Ids: ``<pad>`` 0, ``<unk>`` 1, then the sorted characters (newline included). Characters not
     seen map to ``<unk>``; decoding joins the characters back without separators.
-    ``model_max_length`` is the model's context: longer inputs must be truncated to it.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The texts whose characters make the vocabulary.
+    model_max_length : int
+        The model's context: longer inputs must be truncated to it.
+
+    Returns
+    -------
+    transformers.PreTrainedTokenizerFast
+        The tokenizer.
     """
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
@@ -371,6 +419,7 @@ class TrainingRun:
 
     @property
     def name(self) -> str:
+        """Short label of the run's model, e.g. ``"tiny-gpt-L4"``."""
         return self.config.name
 
     @property
@@ -379,12 +428,29 @@ class TrainingRun:
         return pd.read_csv(self.path / "log.csv")
 
     def val_loss(self) -> pd.Series:
-        """Validation loss (nats per character) at each checkpoint, indexed by step."""
+        """Validation loss (nats per character) at each checkpoint, indexed by step.
+
+        Returns
+        -------
+        pandas.Series
+            The loss, indexed by step.
+        """
         log = self.log
         return log[log.metric == "val_loss"].set_index("step")["value"]
 
     def checkpoint(self, step: int | str = "final") -> Path:
-        """Folder of the checkpoint at ``step`` (an int of :attr:`steps`, or ``"final"``)."""
+        """Folder of the checkpoint at ``step`` (an int of :attr:`steps`, or ``"final"``).
+
+        Parameters
+        ----------
+        step : int or "final"
+            The checkpoint.
+
+        Returns
+        -------
+        pathlib.Path
+            The folder (``config.json``, ``model.safetensors`` and the tokenizer).
+        """
         if step in ("final", "last"):
             step = self.steps[-1]
         if isinstance(step, str) and step.isdigit():
@@ -394,7 +460,20 @@ class TrainingRun:
         return self.path / f"step-{int(step):06d}"
 
     def load(self, step: int | str = "final", **kw: Any):
-        """:func:`otlens.models.load_model` of the checkpoint at ``step`` (keywords passed on)."""
+        """:func:`otlens.models.load_model` of the checkpoint at ``step`` (keywords passed on).
+
+        Parameters
+        ----------
+        step : int or "final"
+            The checkpoint.
+        **kw
+            Passed to :func:`otlens.models.load_model`.
+
+        Returns
+        -------
+        LoadedModel
+            The model at that checkpoint.
+        """
         # The one intra-package import left in a function body: the registry (otlens.models) imports
         # this trainer to resolve "tiny-gpt" aliases, so a run loads through the registry lazily.
         from .models import load_model
@@ -437,6 +516,7 @@ def train_tiny_gpt(config: TrainConfig | None = None, *, progress: bool = True, 
     Returns
     -------
     TrainingRun
+        The run: its folder, settings, loss log and checkpoints.
 
     Raises
     ------
@@ -480,7 +560,18 @@ def train_tiny_gpt(config: TrainConfig | None = None, *, progress: bool = True, 
 
 
 def parse_spec(spec: str) -> tuple[TrainConfig, str] | None:
-    """``"tiny-gpt-L8@100"`` → (config with 8 blocks, ``"100"``); None if ``spec`` is not a tiny-gpt alias."""
+    """``"tiny-gpt-L8@100"`` → (config with 8 blocks, ``"100"``); None if ``spec`` is not a tiny-gpt alias.
+
+    Parameters
+    ----------
+    spec : str
+        A model spec.
+
+    Returns
+    -------
+    tuple of (TrainConfig, str) or None
+        The run's settings and the checkpoint (a step or ``"final"``).
+    """
     m = _SPEC.match(spec) if isinstance(spec, str) else None
     if m is None:
         return None
@@ -489,7 +580,20 @@ def parse_spec(spec: str) -> tuple[TrainConfig, str] | None:
 
 
 def resolve_spec(spec: str, *, progress: bool = True) -> Path:
-    """Checkpoint folder of a ``tiny-gpt[-L<n>][@<step>|@final]`` alias (training on first use)."""
+    """Checkpoint folder of a ``tiny-gpt[-L<n>][@<step>|@final]`` alias (training on first use).
+
+    Parameters
+    ----------
+    spec : str
+        The alias.
+    progress : bool
+        Show the training progress bar when the run must be trained.
+
+    Returns
+    -------
+    pathlib.Path
+        The checkpoint folder.
+    """
     parsed = parse_spec(spec)
     if parsed is None:
         raise ValueError(f"`spec` must look like 'tiny-gpt', 'tiny-gpt-L8' or 'tiny-gpt-L4@100'; got {spec!r}")
@@ -500,5 +604,16 @@ def resolve_spec(spec: str, *, progress: bool = True) -> Path:
 
 
 def checkpoint_hashes(run: TrainingRun) -> dict[int, str]:
-    """sha256 of every checkpoint's ``model.safetensors``, by step (for determinism checks)."""
+    """sha256 of every checkpoint's ``model.safetensors``, by step (for determinism checks).
+
+    Parameters
+    ----------
+    run : TrainingRun
+        A finished run.
+
+    Returns
+    -------
+    dict of int to str
+        Step -> hex digest.
+    """
     return {s: hashlib.sha256((run.checkpoint(s) / "model.safetensors").read_bytes()).hexdigest() for s in run.steps}
