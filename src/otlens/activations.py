@@ -61,6 +61,18 @@ _TENSORS = ("states", "text_index", "token_ids")
 def layer_names(n_layers: int) -> tuple[str, ...]:
     """TransformerLens names of the ``n_layers + 1`` residual-stream points.
 
+    Parameters
+    ----------
+    n_layers : int
+        Number of blocks.
+
+    Returns
+    -------
+    tuple of str
+        ``hook_embed``, then ``blocks.<i>.hook_resid_post`` per block.
+
+    Examples
+    --------
     >>> layer_names(2)
     ('hook_embed', 'blocks.0.hook_resid_post', 'blocks.1.hook_resid_post')
     """
@@ -74,13 +86,13 @@ class Activations:
 
     Attributes
     ----------
-    states : torch.Tensor, shape (n_layers + 1, n_tokens, d_model), float32
+    states : torch.Tensor, [n_layers + 1, n_tokens, d_model], float32
         Index 0 is the embedding output (input of block 0); index ``l + 1`` the output of block ``l``.
     layer_names : tuple of str
         ``("hook_embed", "blocks.0.hook_resid_post", ..., f"blocks.{n_layers-1}.hook_resid_post")``.
-    text_index : torch.Tensor, shape (n_tokens,), int64
+    text_index : torch.Tensor, [n_tokens], int64
         Which text each token came from (non-decreasing).
-    token_ids : torch.Tensor, shape (n_tokens,), int64
+    token_ids : torch.Tensor, [n_tokens], int64
         The tokenizer's id of each token.
     model : str
         :attr:`otlens.models.LoadedModel.name` of the model that produced them.
@@ -114,18 +126,32 @@ class Activations:
 
     @property
     def d_model(self) -> int:
+        """Width of the residual stream."""
         return self.states.shape[2]
 
     @property
     def n_tokens(self) -> int:
+        """Number of token positions over all texts."""
         return self.states.shape[1]
 
     def blocks(self) -> torch.Tensor:
-        """Output of each block, embedding excluded: ``[n_layers, n_tokens, d_model]``."""
+        """Output of each block, embedding excluded: ``[n_layers, n_tokens, d_model]``.
+
+        Returns
+        -------
+        torch.Tensor, [n_layers, n_tokens, d_model]
+            ``states[1:]``.
+        """
         return self.states[1:]
 
     def pooled(self) -> torch.Tensor:
-        """Mean over each text's tokens: ``[n_layers + 1, n_texts, d_model]``."""
+        """Mean over each text's tokens: ``[n_layers + 1, n_texts, d_model]``.
+
+        Returns
+        -------
+        torch.Tensor, [n_layers + 1, n_texts, d_model]
+            One vector per state (embedding first) and text.
+        """
         n_layers1, _, d_model = self.states.shape
         sums = self.states.new_zeros(n_layers1, self.n_texts, d_model)
         sums.index_add_(1, self.text_index, self.states)  # [n_layers + 1, n_texts, d_model]
@@ -133,7 +159,18 @@ class Activations:
         return sums / counts.to(sums.dtype)[None, :, None]
 
     def text_states(self, i: int) -> torch.Tensor:
-        """States of text ``i``'s tokens: ``[n_layers + 1, n_tokens_i, d_model]``."""
+        """States of text ``i``'s tokens: ``[n_layers + 1, n_tokens_i, d_model]``.
+
+        Parameters
+        ----------
+        i : int
+            Index of the text.
+
+        Returns
+        -------
+        torch.Tensor, [n_layers + 1, n_tokens_i, d_model]
+            Every state of that text's tokens.
+        """
         i = check_int(i, "i", minimum=-self.n_texts, maximum=self.n_texts - 1) % self.n_texts
         return self.states[:, self.text_index == i]
 
@@ -196,10 +233,29 @@ def computation_key(model: LoadedModel | str, *, max_length: int, batch_size: in
                     device: Any, trained: bool | None, seed: int | None) -> dict[str, Any]:
     """Everything besides the texts that changes the numbers :func:`extract_activations` returns.
 
-    The model's :attr:`~otlens.models.LoadedModel.identity` (spec, trained, seed, dtype, files),
-    ``max_length``, ``batch_size`` (texts are padded to the longest of their batch: about 4e-6),
-    ``special_tokens``, the device (kind, and the GPU's name), and the torch and transformers
-    versions. Used by this module's and :func:`otlens.hot.pooled_states`' cache keys.
+    Used by this module's and :func:`otlens.hot.pooled_states`' cache keys.
+
+    Parameters
+    ----------
+    model : LoadedModel or str
+        A loaded model or a model spec.
+    max_length : int
+        Token limit per text.
+    batch_size : int
+        Texts per forward pass (texts are padded to the longest of their batch: about 4e-6).
+    special_tokens : bool
+        Whether special tokens are kept.
+    device : str, torch.device or None
+        The device (its kind, and the GPU's name, enter the key).
+    trained, seed : bool, int, optional
+        For a spec: which twin.
+
+    Returns
+    -------
+    dict
+        The model's :attr:`~otlens.models.LoadedModel.identity` (spec, trained, seed, dtype,
+        files), ``max_length``, ``batch_size``, ``special_tokens``, the device, and the torch and
+        transformers versions.
     """
     _check_model(model, trained, seed)
     return {
@@ -226,9 +282,23 @@ def cache_key(
 ) -> str:
     """The sha256 that names the cache entry of :func:`extract_activations` with these arguments.
 
-    It hashes the exact texts, :data:`CACHE_VERSION` and :func:`computation_key`: the model's
-    :attr:`~otlens.models.LoadedModel.identity`, ``max_length``, ``batch_size``,
-    ``special_tokens``, the device and the torch/transformers versions.
+    It hashes the exact texts, :data:`CACHE_VERSION` and :func:`computation_key`.
+
+    Parameters
+    ----------
+    model : LoadedModel or str
+        A loaded model or a model spec (see :func:`otlens.models.load_model`).
+    texts : sequence of str
+        The texts.
+    max_length, batch_size, special_tokens, device :
+        As for :func:`extract_activations`.
+    trained, seed : bool, int, optional
+        For a spec: which twin (see :func:`otlens.models.model_identity`).
+
+    Returns
+    -------
+    str
+        The hex digest.
     """
     texts = check_texts(texts)
     fields = computation_key(model, max_length=max_length, batch_size=batch_size, special_tokens=special_tokens,
@@ -237,7 +307,22 @@ def cache_key(
 
 
 def cache_file(model: LoadedModel | str, texts: Sequence[str], **kw: Any) -> Path:
-    """Path of the cache entry for these arguments (same keywords as :func:`cache_key`)."""
+    """Path of the cache entry for these arguments (same keywords as :func:`cache_key`).
+
+    Parameters
+    ----------
+    model : LoadedModel or str
+        A loaded model or a model spec.
+    texts : sequence of str
+        The texts.
+    **kw
+        The keywords of :func:`cache_key`.
+
+    Returns
+    -------
+    pathlib.Path
+        The entry's payload file (it may not exist yet).
+    """
     return _cache().path(cache_key(model, texts, **kw))
 
 

@@ -98,6 +98,18 @@ def hard_links(M: Any, *, rule: str = "intersect") -> np.ndarray:
 
     ``"target-argmax"``: each target word links to its best source word; ``"source-argmax"``:
     the converse; ``"intersect"``: both agree (mutual argmax, high precision); ``"union"``: either.
+
+    Parameters
+    ----------
+    M : array-like, [n_source, n_target]
+        Soft alignment (plan or attention); larger is more aligned.
+    rule : {"intersect", "union", "target-argmax", "source-argmax"}
+        How links are read off (above).
+
+    Returns
+    -------
+    numpy.ndarray of bool, [n_source, n_target]
+        The links.
     """
     M = _matrix(M, "M")
     check_choice(rule, "rule", RULES)
@@ -113,6 +125,20 @@ def alignment_counts(M: Any, gold: Any, *, rule: str = "intersect") -> dict[str,
 
     ``n_target`` counts target words with a gold link and ``n_correct`` those whose argmax
     source word is gold; summing counts over sentences gives corpus-level (micro) scores.
+
+    Parameters
+    ----------
+    M : array-like, [n_source, n_target]
+        Soft alignment.
+    gold : set of (i, j) or array-like of bool, [n_source, n_target]
+        The gold links.
+    rule : str
+        One of :data:`RULES` (see :func:`hard_links`).
+
+    Returns
+    -------
+    dict of str to int
+        The five counts.
     """
     M = _matrix(M, "M")
     G = _gold(gold, M.shape)
@@ -139,21 +165,36 @@ def alignment_scores(M: Any, gold: Any, *, rule: str = "intersect") -> dict[str,
 
     Parameters
     ----------
-    M : array-like, shape (n_source, n_target)
+    M : array-like, [n_source, n_target]
         Soft alignment (plan or attention); larger is more aligned.
-    gold : set of (i, j) or boolean array (n_source, n_target)
+    gold : set of (i, j) or array-like of bool, [n_source, n_target]
+        The gold links.
     rule : str
         One of :data:`RULES`, for precision, recall and AER.
 
     Returns
     -------
-    dict with ``precision``, ``recall``, ``aer``, ``accuracy``.
+    dict of str to float
+        ``precision``, ``recall``, ``aer`` and ``accuracy``.
     """
     return _scores_from_counts(alignment_counts(M, gold, rule=rule))
 
 
 def argmax_accuracy(M: Any, gold: Any) -> float:
-    """Fraction of gold-aligned target words whose argmax source word is a gold partner."""
+    """Fraction of gold-aligned target words whose argmax source word is a gold partner.
+
+    Parameters
+    ----------
+    M : array-like, [n_source, n_target]
+        Soft alignment.
+    gold : set of (i, j) or array-like of bool, [n_source, n_target]
+        The gold links.
+
+    Returns
+    -------
+    float
+        The accuracy, in [0, 1].
+    """
     return alignment_scores(M, gold)["accuracy"]
 
 
@@ -161,12 +202,22 @@ def agreement(attention: Any, plan: Any) -> dict[str, float]:
     r"""How close an attention map is to a transport plan, target word by target word.
 
     Both ``[n_source, n_target]`` matrices are normalised over the source words (columns
-    sum to one): :math:`\hat a_{\cdot j}`, :math:`\hat p_{\cdot j}`. Returns
+    sum to one): :math:`\hat a_{\cdot j}`, :math:`\hat p_{\cdot j}`.
 
-    - ``argmax_agreement``: fraction of target words with the same argmax source word;
-    - ``kl``: mean over target words of :math:`\mathrm{KL}(\hat p_{\cdot j} \,\|\, \hat a_{\cdot j})`
-      (nats; attention floored at 1e-12);
-    - ``tv``: mean total-variation distance :math:`\tfrac12 \lVert \hat p_{\cdot j} - \hat a_{\cdot j}\rVert_1`.
+    Parameters
+    ----------
+    attention : array-like, [n_source, n_target]
+        Non-negative attention weights (target words as queries).
+    plan : array-like, [n_source, n_target]
+        Non-negative transport plan.
+
+    Returns
+    -------
+    dict of str to float
+        - ``argmax_agreement``: fraction of target words with the same argmax source word;
+        - ``kl``: mean over target words of :math:`\mathrm{KL}(\hat p_{\cdot j} \,\|\, \hat a_{\cdot j})`
+          (nats; attention floored at 1e-12);
+        - ``tv``: mean total-variation distance :math:`\tfrac12 \lVert \hat p_{\cdot j} - \hat a_{\cdot j}\rVert_1`.
     """
     A, P = _matrix(attention, "attention"), _matrix(plan, "plan")
     if A.shape != P.shape:
@@ -183,7 +234,22 @@ def agreement(attention: Any, plan: Any) -> dict[str, float]:
 
 # --------------------------------------------------------------------------------- pooling
 def word_spans(text: str, words: Sequence[str], start: int = 0) -> list[tuple[int, int]]:
-    """Character spans of ``words``, found in order in ``text`` from ``start``."""
+    """Character spans of ``words``, found in order in ``text`` from ``start``.
+
+    Parameters
+    ----------
+    text : str
+        The text.
+    words : sequence of str
+        The words, in order.
+    start : int
+        Character offset where the search starts.
+
+    Returns
+    -------
+    list of tuple of (int, int)
+        ``(start, end)`` of each word.
+    """
     spans, pos = [], start
     for w in words:
         k = text.find(w, pos)
@@ -195,7 +261,20 @@ def word_spans(text: str, words: Sequence[str], start: int = 0) -> list[tuple[in
 
 
 def token_word_index(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> np.ndarray:
-    """For each token (character ``offsets``), the index of the word span it overlaps, or -1."""
+    """For each token (character ``offsets``), the index of the word span it overlaps, or -1.
+
+    Parameters
+    ----------
+    offsets : sequence of (int, int)
+        The tokens' character spans (a tokenizer's offset mapping).
+    spans : sequence of (int, int)
+        The words' character spans (:func:`word_spans`).
+
+    Returns
+    -------
+    numpy.ndarray of int, [n_tokens]
+        Word index per token; -1 for tokens outside every word.
+    """
     out = np.full(len(offsets), -1, dtype=np.int64)
     for t, (ts, te) in enumerate(offsets):
         for w, (ws, we) in enumerate(spans):
@@ -209,7 +288,22 @@ def token_word_index(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[i
 
 
 def pool_words(states: torch.Tensor, word_index: np.ndarray, n_words: int) -> torch.Tensor:
-    """Mean of token states over each word's tokens: ``[.., T, d]`` -> ``[.., n_words, d]``."""
+    """Mean of token states over each word's tokens: ``[.., T, d]`` -> ``[.., n_words, d]``.
+
+    Parameters
+    ----------
+    states : torch.Tensor, [.., T, d]
+        Token states.
+    word_index : numpy.ndarray of int, [T]
+        Word of each token, -1 for none (:func:`token_word_index`).
+    n_words : int
+        Number of words.
+
+    Returns
+    -------
+    torch.Tensor, [.., n_words, d]
+        One vector per word.
+    """
     idx = torch.as_tensor(word_index)
     keep = idx >= 0
     sel, w = states[..., keep, :], idx[keep]
@@ -225,6 +319,24 @@ def pool_attention(attn: torch.Tensor, target_index: np.ndarray, n_target: int, 
 
     Target word ``j``'s row is the mean over its tokens (queries) of the attention summed over
     each source word's tokens (keys), renormalised over the source words.
+
+    Parameters
+    ----------
+    attn : torch.Tensor, [.., T, T]
+        Token attention, queries first.
+    target_index : numpy.ndarray of int, [T]
+        Target word of each token, -1 for none.
+    n_target : int
+        Number of target words.
+    source_index : numpy.ndarray of int, [T]
+        Source word of each token, -1 for none.
+    n_source : int
+        Number of source words.
+
+    Returns
+    -------
+    torch.Tensor, [.., n_source, n_target]
+        Word-level attention; each target word's column sums to one over the source words.
     """
     tq, sk = torch.as_tensor(target_index), torch.as_tensor(source_index)
     A = attn[..., tq >= 0, :]  # [.., Tt, T]
@@ -242,9 +354,9 @@ class TranslationStates:
 
     Attributes
     ----------
-    source, target : torch.Tensor, shape (n_layers + 1, n_words, d_model)
+    source, target : torch.Tensor, [n_layers + 1, n_words, d_model]
         Residual-stream word vectors (index 0 = embeddings, ``l + 1`` = output of block ``l``).
-    attention : torch.Tensor, shape (n_layers, n_heads, n_source, n_target)
+    attention : torch.Tensor, [n_layers, n_heads, n_source, n_target]
         Attention of target words on source words in block ``l``, each column summing to one.
     source_words, target_words : tuple of str
     """
@@ -268,6 +380,12 @@ def translation_states(lm: Any, source_words: Sequence[str], target_words: Seque
         The words (joined by spaces in the prompt).
     languages : (str, str)
         Names written before each side.
+
+    Returns
+    -------
+    TranslationStates
+        Word vectors of both sides at every state and the word-level attention of every
+        block and head.
     """
     if not source_words or not target_words:
         raise ValueError("`source_words` and `target_words` must be non-empty")
@@ -308,9 +426,22 @@ def word_plans(source: torch.Tensor, target: torch.Tensor, *, reg: float = 0.05)
     r"""OT plans and a similarity baseline between the word vectors of one layer.
 
     Vectors are L2-normalised (cost :math:`\lVert u - v\rVert^2 = 2 - 2\cos`), weights uniform.
-    Returns ``[n_source, n_target]`` matrices: ``"ot-exact"`` (network simplex),
-    ``"ot-entropic"`` (Sinkhorn, :math:`\varepsilon` = ``reg``) and ``"cosine"`` (similarity,
-    shifted to be non-negative), the nearest-neighbour baseline.
+
+    Parameters
+    ----------
+    source : torch.Tensor, [n_source, d]
+        Source word vectors.
+    target : torch.Tensor, [n_target, d]
+        Target word vectors.
+    reg : float
+        Sinkhorn's :math:`\varepsilon` (absolute, in units of the cost).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``[n_source, n_target]`` matrices: ``"ot-exact"`` (network simplex), ``"ot-entropic"``
+        (Sinkhorn) and ``"cosine"`` (similarity, shifted to be non-negative), the
+        nearest-neighbour baseline.
     """
     reg = check_positive(reg, "reg")
     x, y = _unit(source.double()), _unit(target.double())
@@ -330,6 +461,16 @@ def diagonal_alignment(n_source: int, n_target: int) -> np.ndarray:
 
     ``M[i, j] = 1 - |(i + 1/2) / n_source - (j + 1/2) / n_target|``, so each column's argmax is
     the diagonal (translations keep much of the word order); no model is read.
+
+    Parameters
+    ----------
+    n_source, n_target : int
+        Numbers of source and target words.
+
+    Returns
+    -------
+    numpy.ndarray, [n_source, n_target]
+        The matrix ``M``.
     """
     n_source, n_target = check_int(n_source, "n_source", minimum=1), check_int(n_target, "n_target", minimum=1)
     i = (np.arange(n_source) + 0.5) / n_source
@@ -391,6 +532,23 @@ def alignment_study(lm: Any, verses: Sequence[Any], *, layers: Any = None, reg: 
     of block ``l`` averaged over heads and per head, the chance baselines (uniform and the
     position-aware :func:`diagonal_alignment`), and the agreement (:func:`agreement`) of mean
     attention and of the baselines with each OT plan.
+
+    Parameters
+    ----------
+    lm : otlens.models.LoadedModel
+        A decoder loaded with eager attention.
+    verses : sequence of AlignedVerse
+        Gold-aligned verses (:func:`otlens.data.aligned_verses`).
+    layers : sequence of int, optional
+        Blocks to read (default: all).
+    reg : float
+        Sinkhorn's :math:`\varepsilon` for :func:`word_plans`.
+    rule : str
+        How links are read off for precision, recall and AER (:func:`hard_links`).
+    languages : (str, str)
+        Names written before each side of the prompt.
+    progress : bool
+        Show a progress bar.
 
     Returns
     -------
@@ -465,11 +623,30 @@ def alignment_study(lm: Any, verses: Sequence[Any], *, layers: Any = None, reg: 
 
 def agreement_study(lm: Any, pairs: Sequence[tuple[str, str, str]], *, layers: Any = None, reg: float = 0.05,
                     languages: tuple[str, str] = ("English", "French"), progress: bool = True) -> pd.DataFrame:
-    """Agreement of attention (heads averaged) and of the baselines with the OT plans, per layer and verse pair.
+    r"""Agreement of attention (heads averaged) and of the baselines with the OT plans, per layer and verse pair.
 
-    ``pairs`` are ``(ref, source_text, target_text)`` (as from :func:`otlens.data.verse_pairs`);
-    words are the whitespace-separated pieces. Returns a tidy DataFrame like the second table
-    of :func:`alignment_study` (one row per layer, method, verse and metric).
+    Words are the whitespace-separated pieces of each text.
+
+    Parameters
+    ----------
+    lm : otlens.models.LoadedModel
+        A decoder loaded with eager attention.
+    pairs : sequence of (str, str, str)
+        ``(ref, source_text, target_text)`` (as from :func:`otlens.data.verse_pairs`).
+    layers : sequence of int, optional
+        Blocks to read (default: all).
+    reg : float
+        Sinkhorn's :math:`\varepsilon` for :func:`word_plans`.
+    languages : (str, str)
+        Names written before each side of the prompt.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A tidy table like the second table of :func:`alignment_study` (one row per layer,
+        method, verse and metric).
     """
     layers = _check_layers(layers, lm.n_layers)
     rows = []
@@ -517,7 +694,13 @@ class GoldSummary:
         return int(self.accuracy["ot-exact"].idxmax())
 
     def texts(self) -> dict[str, str]:
-        """Best accuracy over blocks per method, and exact OT's best AER (``glue`` name -> text)."""
+        """Best accuracy over blocks per method, and exact OT's best AER (``glue`` name -> text).
+
+        Returns
+        -------
+        dict of str to str
+            Each ``glue`` name and its text.
+        """
         acc = self.accuracy
         return {
             "ot_best_acc": f"{acc['ot-exact'].max():.0%}",
@@ -538,6 +721,16 @@ def gold_summary(scores: pd.DataFrame) -> GoldSummary:
     """Accuracy and AER per block and method from :func:`alignment_study`'s scores.
 
     Reads the ``experiment == "gold_alignment"`` rows (the other rows are ignored).
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        The first table of :func:`alignment_study`.
+
+    Returns
+    -------
+    GoldSummary
+        The summary table and its numbers as text.
     """
     needed = {"experiment", "method", "layer", "metric", "value"} - set(scores.columns)
     if needed:
@@ -557,9 +750,23 @@ def agreement_trend(agreements: pd.DataFrame, *, method: str = "attention-vs-ot-
                     metric: str = "argmax_agreement") -> pd.DataFrame:
     """Per experiment, how ``method``'s agreement with the OT plan moves with the block index.
 
-    Averages over verses per (experiment, layer), then returns one row per experiment:
-    ``trend`` (Pearson correlation of the mean agreement with the layer index; nan with fewer
-    than two layers or a constant agreement) and ``max`` (the highest mean agreement).
+    Averages over verses per (experiment, layer), then one row per experiment.
+
+    Parameters
+    ----------
+    agreements : pandas.DataFrame
+        The agreement table (:func:`alignment_study`'s second table or :func:`agreement_study`).
+    method : str
+        The method, e.g. ``"attention-vs-ot-exact"``.
+    metric : str
+        The agreement metric, e.g. ``"argmax_agreement"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per experiment: ``trend`` (Pearson correlation of the mean agreement with the
+        layer index; nan with fewer than two layers or a constant agreement) and ``max`` (the
+        highest mean agreement).
     """
     needed = {"experiment", "method", "layer", "metric", "value"} - set(agreements.columns)
     if needed:
@@ -579,7 +786,20 @@ def agreement_trend(agreements: pd.DataFrame, *, method: str = "attention-vs-ot-
 
 
 def densest_verse(verses: Sequence[Any], *, first: int = 8) -> Any:
-    """Among the first ``first`` verses, the one with the most gold links per word pair (for a figure)."""
+    """Among the first ``first`` verses, the one with the most gold links per word pair (for a figure).
+
+    Parameters
+    ----------
+    verses : sequence of AlignedVerse
+        Gold-aligned verses (at least one).
+    first : int
+        How many of the first verses to consider.
+
+    Returns
+    -------
+    AlignedVerse
+        The densest verse.
+    """
     first = check_int(first, "first", minimum=1)
     verses = list(verses)
     if not verses:
@@ -588,10 +808,26 @@ def densest_verse(verses: Sequence[Any], *, first: int = 8) -> Any:
 
 
 def verse_maps(lm: Any, verse: Any, layers: Sequence[int], *, reg: float = 0.05) -> dict[str, np.ndarray]:
-    """Attention (heads averaged) and the exact OT plan between word vectors at each block in ``layers``.
+    r"""Attention (heads averaged) and the exact OT plan between word vectors at each block in ``layers``.
 
-    For one gold-aligned verse; ordered attention maps first, then plans, for
-    :func:`otlens.plots.plot_alignment_maps`.
+    For :func:`otlens.plots.plot_alignment_maps`.
+
+    Parameters
+    ----------
+    lm : otlens.models.LoadedModel
+        A decoder loaded with eager attention.
+    verse : AlignedVerse
+        One gold-aligned verse.
+    layers : sequence of int
+        The blocks.
+    reg : float
+        Sinkhorn's :math:`\varepsilon` for :func:`word_plans`.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``"attention, block <k>"`` maps first, then ``"OT plan, block <k>"`` plans, each
+        ``[n_source, n_target]``.
     """
     ts = translation_states(lm, verse.source_words, verse.target_words)
     layers = _check_layers(layers, ts.attention.shape[0])

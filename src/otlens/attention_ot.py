@@ -99,13 +99,36 @@ def _weights(w: Any, name: str, n: int, like: torch.Tensor) -> torch.Tensor:
 
 
 def _cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    return ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)  # [n, m]
 
 
 def entropic_plan(f: torch.Tensor, g: torch.Tensor, x: torch.Tensor, y: torch.Tensor, a: torch.Tensor,
                   b: torch.Tensor, reg: float) -> torch.Tensor:
-    r"""The plan :math:`P_{ij} = a_i b_j e^{(f_i + g_j - C_{ij})/\varepsilon}` of dual potentials ``(f, g)``."""
-    C = _cost(x, y)
+    r"""The plan :math:`P_{ij} = a_i b_j e^{(f_i + g_j - C_{ij})/\varepsilon}` of dual potentials ``(f, g)``.
+
+    Parameters
+    ----------
+    f : torch.Tensor, [n]
+        Source potentials.
+    g : torch.Tensor, [m]
+        Target potentials.
+    x : torch.Tensor, [n, d]
+        Source points.
+    y : torch.Tensor, [m, d]
+        Target points (squared Euclidean cost :math:`C`).
+    a : torch.Tensor, [n]
+        Positive source weights.
+    b : torch.Tensor, [m]
+        Positive target weights.
+    reg : float
+        :math:`\varepsilon > 0`.
+
+    Returns
+    -------
+    torch.Tensor, [n, m]
+        The plan :math:`P`.
+    """
+    C = _cost(x, y)  # [n, m]
     return torch.exp(a.log()[:, None] + b.log()[None, :] + (f[:, None] + g[None, :] - C) / reg)
 
 
@@ -125,9 +148,10 @@ def dual_step(f: torch.Tensor, g: torch.Tensor, x: Any, y: Any, *, reg: float, a
 
     Parameters
     ----------
-    f, g : torch.Tensor, shape (n,) and (m,)
+    f, g : torch.Tensor, [n] and [m]
         Current potentials.
-    x, y : array-like, shape (n, d) and (m, d)
+    x, y : array-like, [n, d] and [m, d]
+        Source and target points.
     reg : float
         :math:`\varepsilon > 0`.
     a, b : array-like, optional
@@ -137,15 +161,16 @@ def dual_step(f: torch.Tensor, g: torch.Tensor, x: Any, y: Any, *, reg: float, a
 
     Returns
     -------
-    (f, g) after the step.
+    f, g : torch.Tensor, [n] and [m]
+        The potentials after the step.
     """
     reg = check_positive(reg, "reg")
     step = check_positive(step, "step")
     x = as_points(x, "x", dtype=f.dtype)
     y = as_points(y, "y", dtype=f.dtype)
     a, b = _weights(a, "a", x.shape[0], x), _weights(b, "b", y.shape[0], x)
-    P = entropic_plan(f, g, x, y, a, b, reg)
-    q, r = P.sum(1) / a, P.sum(0) / b
+    P = entropic_plan(f, g, x, y, a, b, reg)  # [n, m]
+    q, r = P.sum(1) / a, P.sum(0) / b  # [n], [m]
     return f + step * reg * (1 - q) / (1 + q), g + step * reg * (1 - r) / (1 + r)
 
 
@@ -155,7 +180,7 @@ class TransformerOTResult:
 
     Attributes
     ----------
-    plan : torch.Tensor, shape (n, m)
+    plan : torch.Tensor, [n, m]
         :math:`P_{ij} = a_i b_j e^{(f_i + g_j - C_{ij})/\\varepsilon}` from the final tokens.
     f, g : torch.Tensor
         Potentials read off the final tokens.
@@ -203,6 +228,7 @@ class DualOTTransformer(torch.nn.Module):
     mask_scale : float, default 1e6
         Size of the bilinear flag term that hides same-type tokens.
     dtype : torch.dtype, default torch.float64
+        Dtype of the weights (and of the prompts :meth:`encode` builds).
     """
 
     def __init__(self, dim: int, *, reg: float, step: float = 1.0, mask_scale: float = 1e6,
@@ -215,8 +241,8 @@ class DualOTTransformer(torch.nn.Module):
         d, D, M, e = self.dim, self.dim + _EXTRA, self.mask_scale, self.reg
         c = lambda k: d + k  # noqa: E731 - column of an extra coordinate
         n_qk = d + 7
-        Wq = torch.zeros(n_qk, D, dtype=dtype)
-        Wk = torch.zeros(n_qk, D, dtype=dtype)
+        Wq = torch.zeros(n_qk, D, dtype=dtype)  # [d + 7, D], D = d + 8
+        Wk = torch.zeros(n_qk, D, dtype=dtype)  # [d + 7, D]
         # 2<p_q, p_k>/eps
         Wq[:d, :d] = torch.eye(d) * (2.0 / e)
         Wk[:d, :d] = torch.eye(d)
@@ -230,9 +256,9 @@ class DualOTTransformer(torch.nn.Module):
         for row, (qi, ki) in enumerate([(_SRC, _SRC), (_TGT, _TGT), (_ZP, _LIVE), (_ZN, _LIVE), (_LIVE, _ZN)]):
             Wq[d + 2 + row, c(qi)] = -M
             Wk[d + 2 + row, c(ki)] = 1.0
-        Wv = torch.zeros(1, D, dtype=dtype)
+        Wv = torch.zeros(1, D, dtype=dtype)  # [1, D]: one value coordinate
         Wv[0, c(_ZP)], Wv[0, c(_ZN)], Wv[0, c(_LIVE)] = 1.0, -1.0, -1.0
-        Wo = torch.zeros(D, 1, dtype=dtype)
+        Wo = torch.zeros(D, 1, dtype=dtype)  # [D, 1]: writes into the potential column
         Wo[c(_PHI), 0] = self.step * e
         for name, w in (("W_Q", Wq), ("W_K", Wk), ("W_V", Wv), ("W_O", Wo)):
             self.register_buffer(name, w)
@@ -244,7 +270,8 @@ class DualOTTransformer(torch.nn.Module):
 
         Parameters
         ----------
-        x, y : array-like, shape (n, d) and (m, d)
+        x, y : array-like, [n, d] and [m, d]
+            Source and target points (``d`` the module's ``dim``).
         a, b : array-like, optional
             Positive weights (uniform by default).
         f, g : array-like, optional
@@ -254,7 +281,9 @@ class DualOTTransformer(torch.nn.Module):
 
         Returns
         -------
-        torch.Tensor, shape (n + m [+ 2], d + 8)
+        torch.Tensor, [n + m (+ 2), d + 8]
+            One token per row: sources, targets, then the sinks; columns are the point, then the
+            extra coordinates (squared norm, log weight, potential, live flag, type flags).
         """
         check_choice(prompt, "prompt", PROMPTS)
         dt = self.W_Q.dtype
@@ -265,10 +294,10 @@ class DualOTTransformer(torch.nn.Module):
                 raise ValueError(f"`{name}` must have dimension {self.dim} (the module's `dim`); got shape {tuple(t.shape)}")
         n, m, d = x.shape[0], y.shape[0], self.dim
         a, b = _weights(a, "a", n, x), _weights(b, "b", m, x)
-        f = torch.zeros(n, dtype=dt) if f is None else torch.as_tensor(f, dtype=dt).reshape(n)
-        g = torch.zeros(m, dtype=dt) if g is None else torch.as_tensor(g, dtype=dt).reshape(m)
+        f = torch.zeros(n, dtype=dt) if f is None else torch.as_tensor(f, dtype=dt).reshape(n)  # [n]
+        g = torch.zeros(m, dtype=dt) if g is None else torch.as_tensor(g, dtype=dt).reshape(m)  # [m]
         n_sink = 2 if prompt == "engineered" else 0
-        H = torch.zeros(n + m + n_sink, d + _EXTRA, dtype=dt)
+        H = torch.zeros(n + m + n_sink, d + _EXTRA, dtype=dt)  # [N, D], N = n + m (+ 2)
         for rows, pts, w, phi, flag in ((slice(0, n), x, a, f, _SRC), (slice(n, n + m), y, b, g, _TGT)):
             H[rows, :d] = pts
             H[rows, d + _S2] = (pts * pts).sum(1)
@@ -283,35 +312,108 @@ class DualOTTransformer(torch.nn.Module):
 
     # ----------------------------------------------------------------------------- layers
     def attention(self, H: torch.Tensor) -> torch.Tensor:
-        """Attention weights ``[.., N, N]`` of one layer on tokens ``H`` ``[.., N, D]``."""
-        scores = (H @ self.W_Q.T) @ (H @ self.W_K.T).transpose(-1, -2)
+        """Attention weights ``[.., N, N]`` of one layer on tokens ``H`` ``[.., N, D]``.
+
+        Parameters
+        ----------
+        H : torch.Tensor, [.., N, D]
+            Tokens (``D = d + 8``), e.g. from :meth:`encode`.
+
+        Returns
+        -------
+        torch.Tensor, [.., N, N]
+            Row-stochastic attention weights (query rows, key columns).
+        """
+        scores = (H @ self.W_Q.T) @ (H @ self.W_K.T).transpose(-1, -2)  # [.., N, N]
         return torch.softmax(scores, dim=-1)
 
     def layer(self, H: torch.Tensor, *, return_attention: bool = False):
-        """One layer: ``H + softmax(Q K^T) V W_O^T``; optionally also the attention weights."""
-        A = self.attention(H)
-        out = H + (A @ (H @ self.W_V.T)) @ self.W_O.T
+        """One layer: ``H + softmax(Q K^T) V W_O^T``; optionally also the attention weights.
+
+        Parameters
+        ----------
+        H : torch.Tensor, [.., N, D]
+            Tokens.
+        return_attention : bool
+            Also return the layer's attention weights.
+
+        Returns
+        -------
+        torch.Tensor or tuple of torch.Tensor
+            The tokens after the layer ``[.., N, D]``; with ``return_attention``, ``(tokens,
+            attention)`` with the attention ``[.., N, N]``.
+        """
+        A = self.attention(H)  # [.., N, N]
+        out = H + (A @ (H @ self.W_V.T)) @ self.W_O.T  # [.., N, D]
         return (out, A) if return_attention else out
 
     def forward(self, H: torch.Tensor, depth: int = 1) -> torch.Tensor:
-        """Run ``depth`` layers (the same weights each time)."""
+        """Run ``depth`` layers (the same weights each time).
+
+        Parameters
+        ----------
+        H : torch.Tensor, [.., N, D]
+            Tokens.
+        depth : int
+            Number of layers, ``>= 0``.
+
+        Returns
+        -------
+        torch.Tensor, [.., N, D]
+            The tokens after ``depth`` layers.
+        """
         depth = check_int(depth, "depth", minimum=0)
         for _ in range(depth):
             H = self.layer(H)
         return H
 
     def read(self, H: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Potentials ``(f, g)`` of the first ``n`` (source) and the following target tokens."""
+        """Potentials ``(f, g)`` of the first ``n`` (source) and the following target tokens.
+
+        Parameters
+        ----------
+        H : torch.Tensor, [N, D]
+            Tokens (sinks, if any, are skipped: they are not live).
+        n : int
+            Number of source tokens.
+
+        Returns
+        -------
+        f : torch.Tensor, [n]
+            Source potentials.
+        g : torch.Tensor, [m]
+            Target potentials.
+        """
         d = self.dim
-        live = H[:, d + _LIVE] > 0.5
-        phi = H[live, d + _PHI]
+        live = H[:, d + _LIVE] > 0.5  # [N], False on the sinks
+        phi = H[live, d + _PHI]  # [n + m]
         return phi[:n], phi[n:]
 
     def solve(self, x: Any, y: Any, *, depth: int, a: Any = None, b: Any = None, prompt: str = "engineered",
               record: Any = None, return_attention: bool = False) -> TransformerOTResult:
         """Encode the prompt, run ``depth`` layers and read the plan off the final tokens.
 
-        ``record`` (a collection of depths) keeps the plan after each of those depths.
+        Parameters
+        ----------
+        x : array-like, [n, d]
+            Source points.
+        y : array-like, [m, d]
+            Target points.
+        depth : int
+            Number of layers, ``>= 0``.
+        a, b : array-like, [n] / [m], optional
+            Positive weights (uniform by default).
+        prompt : {"engineered", "no-sink"}
+            ``"no-sink"`` leaves out the two sink tokens (the ablation).
+        record : collection of int, optional
+            Depths after which the plan is kept (``history``).
+        return_attention : bool
+            Also keep the last layer's attention weights.
+
+        Returns
+        -------
+        TransformerOTResult
+            The plan ``[n, m]`` read off the final tokens, its potentials and marginal error.
         """
         depth = check_int(depth, "depth", minimum=0)
         record = set() if record is None else {check_int(k, "record", minimum=0) for k in record}
@@ -344,20 +446,42 @@ def sinkhorn_iterates(x: Any, y: Any, *, reg: float, n_iter: int, a: Any = None,
     One iteration is :math:`g \leftarrow -\varepsilon \log \sum_i a_i e^{(f_i - C_{ij})/\varepsilon}`
     then :math:`f \leftarrow -\varepsilon \log \sum_j b_j e^{(g_j - C_{ij})/\varepsilon}`: the
     baseline the transformer's depth is compared with, iteration for layer.
+
+    Parameters
+    ----------
+    x : array-like, [n, d]
+        Source points.
+    y : array-like, [m, d]
+        Target points.
+    reg : float
+        :math:`\varepsilon > 0`.
+    n_iter : int
+        Number of iterations, ``>= 0``.
+    a, b : array-like, [n] / [m], optional
+        Positive weights (uniform by default).
+    record : collection of int, optional
+        Iterations after which the plan is kept (default: every one, ``0..n_iter``).
+    dtype : torch.dtype
+        Computation dtype.
+
+    Returns
+    -------
+    dict of int to torch.Tensor
+        Iteration ``k`` -> the plan ``[n, m]`` after ``k`` iterations.
     """
     reg = check_positive(reg, "reg")
     n_iter = check_int(n_iter, "n_iter", minimum=0)
     x, y = as_points(x, "x", dtype=dtype), as_points(y, "y", dtype=dtype)
     a, b = _weights(a, "a", x.shape[0], x), _weights(b, "b", y.shape[0], x)
     record = set(range(n_iter + 1)) if record is None else set(record)
-    C = _cost(x, y)
+    C = _cost(x, y)  # [n, m]
     la, lb = a.log(), b.log()
-    f, g = torch.zeros(x.shape[0], dtype=dtype), torch.zeros(y.shape[0], dtype=dtype)
+    f, g = torch.zeros(x.shape[0], dtype=dtype), torch.zeros(y.shape[0], dtype=dtype)  # [n], [m]
     out = {}
     for k in range(n_iter + 1):
         if k:
-            g = -reg * torch.logsumexp(la[:, None] + (f[:, None] - C) / reg, dim=0)
-            f = -reg * torch.logsumexp(lb[None, :] + (g[None, :] - C) / reg, dim=1)
+            g = -reg * torch.logsumexp(la[:, None] + (f[:, None] - C) / reg, dim=0)  # [m]
+            f = -reg * torch.logsumexp(lb[None, :] + (g[None, :] - C) / reg, dim=1)  # [n]
         if k in record:
             out[k] = entropic_plan(f, g, x, y, a, b, reg)
     return out
@@ -368,8 +492,20 @@ def sort_prompt(values: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Source and target points for sorting a list: the values, and the grid ``(j - 1/2)/n``.
 
     Values are mapped affinely to [0, 1] (min to 0, max to 1) so one ``reg`` fits every list.
+
+    Parameters
+    ----------
+    values : array-like, [n]
+        The list, at least 2 finite numbers.
+
+    Returns
+    -------
+    x : torch.Tensor, [n, 1]
+        The rescaled values (float64).
+    y : torch.Tensor, [n, 1]
+        The grid :math:`(j - 1/2)/n`.
     """
-    v = torch.as_tensor(np.asarray(values, dtype=np.float64)).reshape(-1)
+    v = torch.as_tensor(np.asarray(values, dtype=np.float64)).reshape(-1)  # [n]
     if v.numel() < 2:
         raise ValueError(f"`values` must hold at least 2 numbers to sort; got {v.numel()}")
     if not bool(torch.isfinite(v).all()):
@@ -377,16 +513,30 @@ def sort_prompt(values: Any) -> tuple[torch.Tensor, torch.Tensor]:
     span = float(v.max() - v.min())
     x = (v - v.min()) / span if span > 0 else torch.full_like(v, 0.5)
     n = v.numel()
-    y = (torch.arange(n, dtype=torch.float64) + 0.5) / n
-    return x[:, None], y[:, None]
+    y = (torch.arange(n, dtype=torch.float64) + 0.5) / n  # [n]
+    return x[:, None], y[:, None]  # [n, 1], [n, 1]
 
 
 def transformer_sort(values: Any, model: DualOTTransformer, *, depth: int) -> tuple[np.ndarray, torch.Tensor]:
     """Sort a list with the fixed-weight transformer.
 
-    Returns ``(rank, plan)``: ``rank[i] = argmax_j P_ij`` is the position the transformer gives
-    element ``i`` (0-based), and ``plan`` the ``n x n`` plan. ``values[np.argsort(rank)]`` is
-    the sorted list when the transformer is right.
+    ``values[np.argsort(rank)]`` is the sorted list when the transformer is right.
+
+    Parameters
+    ----------
+    values : array-like, [n]
+        The list.
+    model : DualOTTransformer
+        A module with ``dim=1``.
+    depth : int
+        Number of layers.
+
+    Returns
+    -------
+    rank : numpy.ndarray of int, [n]
+        ``rank[i] = argmax_j P_ij``: the position (0-based) the transformer gives element ``i``.
+    plan : torch.Tensor, [n, n]
+        The plan read off the final tokens.
     """
     if model.dim != 1:
         raise ValueError(f"sorting needs a DualOTTransformer with dim=1; got dim={model.dim}")
@@ -428,6 +578,10 @@ def sorting_study(lengths: Any, depths: Any, *, reg: float = 0.01, seeds: Any = 
         One random list per (length, seed).
     lists : {"uniform", "spaced"}
         Uniform random values, or a shuffled grid with jitter (distinct values >= 1/(2n) apart).
+    step : float
+        :math:`\eta` of the :class:`DualOTTransformer`.
+    progress : bool
+        Show a progress bar.
 
     Returns
     -------
@@ -499,6 +653,8 @@ def depth_to(sorting: pd.DataFrame, *, metric: str, method: str, n: int, thresho
         The list length.
     threshold : float
         The level to reach: ``mean <= threshold`` when ``below``, ``mean >= threshold`` otherwise.
+    below : bool
+        Whether ``metric`` must fall to ``threshold`` (an error) or rise to it (an accuracy).
 
     Returns
     -------
@@ -556,7 +712,13 @@ class SortingSummary:
     acc_largest: float
 
     def texts(self) -> dict[str, str]:
-        """The numbers as the chapter shows them (``glue`` name -> text)."""
+        """The numbers as the chapter shows them (``glue`` name -> text).
+
+        Returns
+        -------
+        dict of str to str
+            Each ``glue`` name and its text.
+        """
         return {
             "deepest": str(self.deepest),
             "plan_threshold": f"{self.threshold:g}",
@@ -582,6 +744,7 @@ def sorting_summary(sorting: pd.DataFrame, *, threshold: float = 0.01) -> Sortin
     Returns
     -------
     SortingSummary
+        The summary table and its numbers as text (:meth:`SortingSummary.texts`).
     """
     s = _check_sorting(sorting)
     threshold = check_positive(threshold, "threshold")
@@ -625,8 +788,22 @@ def layer_vs_step(model: DualOTTransformer, *, n: int = 7, m: int = 5, seed: int
 
     On a random problem (``n`` sources, ``m`` targets in ``[0, 1]^dim``, small random initial
     potentials, uniform weights, drawn from ``seed``), the potentials after ``model.layer`` and
-    after :func:`dual_step` with the module's ``reg`` and ``step``; returns the max absolute
-    difference over both potentials (rounding error when the construction is right).
+    after :func:`dual_step` with the module's ``reg`` and ``step`` are compared.
+
+    Parameters
+    ----------
+    model : DualOTTransformer
+        The module to check.
+    n, m : int
+        Numbers of source and target points.
+    seed : int
+        Seed of the random problem.
+
+    Returns
+    -------
+    float
+        The max absolute difference over both potentials (rounding error when the
+        construction is right).
     """
     if not isinstance(model, DualOTTransformer):
         raise ValueError(f"`model` must be a DualOTTransformer; got {type(model).__name__}")
@@ -647,8 +824,22 @@ def sort_examples(lengths: Any, model: DualOTTransformer, *, depth: int,
                   seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Random lists and the positions the transformer gives their elements, for a figure.
 
-    List ``k`` has ``lengths[k]`` uniform values drawn with seed ``seed + lengths[k]``; returns
-    ``[(values, rank), ...]`` with ``rank`` from :func:`transformer_sort` at ``depth``.
+    Parameters
+    ----------
+    lengths : sequence of int
+        List lengths; list ``k`` has ``lengths[k]`` uniform values drawn with seed
+        ``seed + lengths[k]``.
+    model : DualOTTransformer
+        A module with ``dim=1``.
+    depth : int
+        Number of layers.
+    seed : int
+        Base seed of the lists.
+
+    Returns
+    -------
+    list of tuple of numpy.ndarray
+        ``[(values, rank), ...]`` with ``rank`` from :func:`transformer_sort` at ``depth``.
     """
     lengths = [check_int(n, "lengths", minimum=2) for n in lengths]
     seed = check_int(seed, "seed", minimum=0)

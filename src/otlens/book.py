@@ -62,6 +62,11 @@ _REMOTE = re.compile(r"^(?:https?:)?//", re.IGNORECASE)
 def mathjax_dir() -> Path:
     """Return the folder of MathJax 3's browser components (``es5/``, holding ``tex-mml-chtml.js``).
 
+    Returns
+    -------
+    pathlib.Path
+        The ``es5/`` folder.
+
     Raises
     ------
     ModuleNotFoundError
@@ -310,7 +315,18 @@ def _page_context(app, pagename, templatename, context, doctree) -> None:
 
 
 def setup(app) -> dict[str, Any]:
-    """Register the extension with Sphinx (``extra_extensions: [otlens.book]``)."""
+    """Register the extension with Sphinx (``extra_extensions: [otlens.book]``).
+
+    Parameters
+    ----------
+    app : sphinx.application.Sphinx
+        The Sphinx application.
+
+    Returns
+    -------
+    dict
+        The extension's metadata (``parallel_read_safe`` ...).
+    """
     app.add_config_value("otlens_binder_path", "notebooks/{stem}.ipynb", "html")
     app.add_config_value("otlens_colab_branch", "notebooks", "html")
     global _CHAPTER_TIME
@@ -330,7 +346,18 @@ def setup(app) -> dict[str, Any]:
 
 
 class RemoteReference(NamedTuple):
-    """A resource that a built page would fetch from the network."""
+    """A resource that a built page would fetch from the network.
+
+    Parameters
+    ----------
+    file : str
+        The page, relative to the HTML root.
+    kind : str
+        How it is fetched, e.g. ``"script src"``, ``"link stylesheet"``, ``"css url()"``,
+        ``"js loader"``.
+    url : str
+        The remote address.
+    """
 
     file: str  # relative to the HTML root
     kind: str  # e.g. "script src", "link stylesheet", "css url()", "js loader"
@@ -476,7 +503,13 @@ th, td { overflow-wrap: anywhere; }
 
 
 def find_chromium() -> str | None:
-    """Path of a Chromium/Chrome executable: ``$OTLENS_CHROMIUM``, else the first on ``PATH``."""
+    """Path of a Chromium/Chrome executable: ``$OTLENS_CHROMIUM``, else the first on ``PATH``.
+
+    Returns
+    -------
+    str or None
+        The executable, or None when there is none.
+    """
     if os.environ.get("OTLENS_CHROMIUM"):
         return os.environ["OTLENS_CHROMIUM"]
     for name in CHROMIUM_NAMES:

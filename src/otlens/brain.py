@@ -54,7 +54,17 @@ _META = {"stimulus_ids"}
 
 @dataclass(frozen=True)
 class BrainSubject:
-    """One subject's responses: ``rois[name]`` is ``[n_stimuli, n_voxels]``, rows in ``stimulus_ids`` order."""
+    """One subject's responses: ``rois[name]`` is ``[n_stimuli, n_voxels]``, rows in ``stimulus_ids`` order.
+
+    Parameters
+    ----------
+    name : str
+        The subject's name (its folder).
+    stimulus_ids : numpy.ndarray, [n_stimuli]
+        The stimuli, in row order.
+    rois : mapping of str to numpy.ndarray
+        Region name -> responses ``[n_stimuli, n_voxels]``.
+    """
 
     name: str
     stimulus_ids: np.ndarray
@@ -62,10 +72,29 @@ class BrainSubject:
 
     @property
     def n_stimuli(self) -> int:
+        """Number of stimuli the subject saw."""
         return len(self.stimulus_ids)
 
     def layers(self, stimulus_ids: Sequence[Any] | None = None, rois: Sequence[str] | None = None) -> list[np.ndarray]:
-        """The regions (in ``rois`` order) restricted to and ordered by ``stimulus_ids``."""
+        """The regions (in ``rois`` order) restricted to and ordered by ``stimulus_ids``.
+
+        Parameters
+        ----------
+        stimulus_ids : sequence, optional
+            The stimuli to keep, in the order wanted (default: all, in the subject's order).
+        rois : sequence of str, optional
+            The regions (default: all).
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One ``[n_stimuli, n_voxels]`` array per region.
+
+        Raises
+        ------
+        KeyError
+            If a region is missing or the subject did not see a stimulus.
+        """
         names = list(self.rois) if rois is None else list(rois)
         missing = [r for r in names if r not in self.rois]
         if missing:
@@ -171,6 +200,11 @@ def load_brain_subject(folder: str | Path, *, rois: Sequence[str] | None = None,
         For a NIfTI label volume ``rois.nii.gz``: ROI name → the integer labels it covers.
     average_repeats : bool
         Average the trials of each repeated stimulus (the ids come out sorted).
+
+    Returns
+    -------
+    BrainSubject
+        The subject's regions and stimulus ids.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -206,7 +240,27 @@ def load_brain_subject(folder: str | Path, *, rois: Sequence[str] | None = None,
 
 
 def load_brain_data(brain_dir: str | Path, *, subjects: Sequence[str] | None = None, **kw: Any) -> dict[str, BrainSubject]:
-    """Every subject folder under ``brain_dir`` (or those named), keyed by name; ``kw`` as for :func:`load_brain_subject`."""
+    """Every subject folder under ``brain_dir`` (or those named), keyed by name.
+
+    Parameters
+    ----------
+    brain_dir : str or pathlib.Path
+        The folder holding one folder per subject.
+    subjects : sequence of str, optional
+        The subjects to read (default: every subject folder).
+    **kw
+        As for :func:`load_brain_subject`.
+
+    Returns
+    -------
+    dict of str to BrainSubject
+        The subjects, by name.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``brain_dir`` is not a folder or holds no subject.
+    """
     root = Path(brain_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"`brain_dir` {root} is not a folder")
@@ -218,7 +272,18 @@ def load_brain_data(brain_dir: str | Path, *, subjects: Sequence[str] | None = N
 
 
 def load_stimuli(brain_dir: str | Path) -> pd.DataFrame:
-    """``stimuli.csv`` (columns ``stimulus_id`` and ``image`` or ``text``); image paths made absolute."""
+    """``stimuli.csv`` (columns ``stimulus_id`` and ``image`` or ``text``); image paths made absolute.
+
+    Parameters
+    ----------
+    brain_dir : str or pathlib.Path
+        The folder holding ``stimuli.csv``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stimulus.
+    """
     path = Path(brain_dir) / "stimuli.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: model ↔ brain alignment needs the stimuli (image or text per id)")
@@ -231,7 +296,18 @@ def load_stimuli(brain_dir: str | Path) -> pd.DataFrame:
 
 
 def shared_stimuli(*id_lists: Sequence[Any]) -> list:
-    """Stimulus ids present in every list, sorted."""
+    """Stimulus ids present in every list, sorted.
+
+    Parameters
+    ----------
+    *id_lists : sequence
+        Lists of stimulus ids.
+
+    Returns
+    -------
+    list
+        The ids in all of them, sorted.
+    """
     if not id_lists:
         raise ValueError("give at least one list of stimulus ids")
     common = set(np.asarray(id_lists[0]).tolist())
@@ -241,7 +317,22 @@ def shared_stimuli(*id_lists: Sequence[Any]) -> list:
 
 
 def shared_layers(a: BrainSubject, b: BrainSubject, *, rois: Sequence[str] | None = None) -> tuple[list, list, list]:
-    """Two subjects' regions on the stimuli both saw: ``(layers_a, layers_b, stimulus_ids)``."""
+    """Two subjects' regions on the stimuli both saw.
+
+    Parameters
+    ----------
+    a, b : BrainSubject
+        The two subjects.
+    rois : sequence of str, optional
+        The regions (default: all of each subject's; both must have them).
+
+    Returns
+    -------
+    layers_a, layers_b : list of numpy.ndarray
+        Each subject's regions ``[n_shared, n_voxels]``, rows in ``stimulus_ids`` order.
+    stimulus_ids : list
+        The shared stimuli, sorted.
+    """
     ids = shared_stimuli(a.stimulus_ids, b.stimulus_ids)
     return a.layers(ids, rois), b.layers(ids, rois), ids
 
@@ -250,9 +341,24 @@ def image_states(model: str | Path, images: Sequence[Any], *, batch_size: int = 
                  progress: bool = True) -> torch.Tensor:
     """Per-image mean of every block's hidden state of a Hugging Face vision transformer.
 
-    ``model`` is a hub id or a local folder (weights in safetensors; no remote code), e.g. a ViT,
-    DINOv2 or ViT-MAE. ``images`` are paths or PIL images. Returns ``[n_layers, n_images, d]``
-    float32 (the embedding output excluded).
+    Parameters
+    ----------
+    model : str or pathlib.Path
+        A hub id or a local folder (weights in safetensors; no remote code), e.g. a ViT, DINOv2
+        or ViT-MAE.
+    images : sequence of str, pathlib.Path or PIL.Image.Image
+        The images.
+    batch_size : int
+        Images per forward pass.
+    device : str or torch.device, optional
+        Device of the model.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    torch.Tensor, [n_layers, n_images, d]
+        float32, the embedding output excluded.
     """
     from PIL import Image
     from tqdm.auto import tqdm

@@ -46,13 +46,35 @@ class CorruptCacheWarning(UserWarning):
 
 
 def make_key(fields: dict[str, Any]) -> str:
-    """sha256 (hex) of ``fields`` as canonical JSON (sorted keys): the name of a cache entry."""
+    """sha256 (hex) of ``fields`` as canonical JSON (sorted keys): the name of a cache entry.
+
+    Parameters
+    ----------
+    fields : dict
+        Everything that changes the entry's numbers (JSON-serialisable).
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
     text = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def file_digest(path: str | os.PathLike) -> str:
-    """sha256 (hex) of a file's bytes, read in 1 MiB chunks."""
+    """sha256 (hex) of a file's bytes, read in 1 MiB chunks.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
@@ -86,18 +108,46 @@ class Cache:
         self.swept = sweep_temporaries(self.folder, grace_s=grace_s)
 
     def path(self, key: str) -> Path:
-        """The payload file of entry ``key``."""
+        """The payload file of entry ``key``.
+
+        Parameters
+        ----------
+        key : str
+            The entry's key (a hex digest, :func:`make_key`).
+
+        Returns
+        -------
+        pathlib.Path
+            ``<folder>/<key><suffix>`` (it may not exist).
+        """
         return self.folder / f"{key}{self.suffix}"
 
     def _sum_path(self, key: str) -> Path:
         return self.folder / f"{key}{self.suffix}.sha256"
 
     def entry(self, key: str) -> str:
-        """How warnings name the entry: ``<cache>/<key><suffix>``."""
+        """How warnings name the entry: ``<cache>/<key><suffix>``.
+
+        Parameters
+        ----------
+        key : str
+            The entry's key.
+
+        Returns
+        -------
+        str
+            The name.
+        """
         return f"{self.name}/{key}{self.suffix}"
 
     def discard(self, key: str) -> None:
-        """Delete entry ``key`` (payload and checksum), if present."""
+        """Delete entry ``key`` (payload and checksum), if present.
+
+        Parameters
+        ----------
+        key : str
+            The entry's key.
+        """
         self.path(key).unlink(missing_ok=True)
         self._sum_path(key).unlink(missing_ok=True)
 
@@ -106,6 +156,20 @@ class Cache:
 
         A corrupt entry (checksum or size mismatch, unreadable checksum, ``reader`` raising) is
         warned about (:class:`CorruptCacheWarning`, naming the entry), deleted, and a miss.
+
+        Parameters
+        ----------
+        key : str
+            The entry's key.
+        reader : callable
+            Reads the payload file and returns the value.
+        stacklevel : int
+            Extra stack levels for the warning, so that it points at the caller's caller.
+
+        Returns
+        -------
+        object or None
+            The value, or None on a miss.
         """
         path, sums = self.path(key), self._sum_path(key)
         if not path.exists() or not sums.exists():
@@ -126,7 +190,20 @@ class Cache:
             return None
 
     def put(self, key: str, writer: Callable[[Path], None]) -> Path:
-        """Write entry ``key`` with ``writer(tmp_path)``, atomically, with its checksum; return the path."""
+        """Write entry ``key`` with ``writer(tmp_path)``, atomically, with its checksum.
+
+        Parameters
+        ----------
+        key : str
+            The entry's key.
+        writer : callable
+            Writes the payload to the temporary path it is given.
+
+        Returns
+        -------
+        pathlib.Path
+            The entry's payload file.
+        """
         path = self.path(key)
         with atomic_path(path) as tmp:
             writer(tmp)
@@ -138,7 +215,25 @@ class Cache:
               reader: Callable[[Path], T], *, enabled: bool = True, stacklevel: int = 1) -> T:
         """The verified entry ``key``, or ``compute()`` stored with ``writer(value, tmp_path)``.
 
-        ``enabled=False`` computes without reading or writing.
+        Parameters
+        ----------
+        key : str
+            The entry's key.
+        compute : callable
+            Computes the value on a miss.
+        writer : callable
+            ``writer(value, tmp_path)`` writes the value.
+        reader : callable
+            ``reader(path)`` reads it back.
+        enabled : bool
+            False computes without reading or writing.
+        stacklevel : int
+            Extra stack levels for a :class:`CorruptCacheWarning`.
+
+        Returns
+        -------
+        object
+            The cached or computed value.
         """
         if enabled and (hit := self.get(key, reader, stacklevel=stacklevel + 1)) is not None:
             return hit
@@ -156,7 +251,20 @@ _SETTLED_NS = 3_000_000_000  # files modified more recently than this are not re
 
 
 def folder_digests(folder: str | os.PathLike, *, skip: tuple[str, ...] = ()) -> dict[str, str]:
-    """``{relative path: sha256}`` of every file under ``folder`` (names in ``skip`` left out)."""
+    """``{relative path: sha256}`` of every file under ``folder`` (names in ``skip`` left out).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder.
+    skip : tuple of str
+        File names to leave out.
+
+    Returns
+    -------
+    dict of str to str
+        Relative path -> hex digest.
+    """
     folder = Path(folder)
     return {p.relative_to(folder).as_posix(): file_digest(p)
             for p in sorted(folder.rglob("*")) if p.is_file() and p.relative_to(folder).as_posix() not in skip}
@@ -169,6 +277,18 @@ def check_folder(folder: str | os.PathLike, digests: dict[str, str]) -> str | No
     same (a rewrite, even of one byte, changes the modification time); files modified in the
     last few seconds are hashed every time (a rewrite within the file system's clock tick would
     keep the modification time).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder.
+    digests : dict of str to str
+        The manifest: relative path -> hex digest (:func:`folder_digests`).
+
+    Returns
+    -------
+    str or None
+        None when the folder matches, else the first mismatch in words.
     """
     folder = Path(folder)
     try:

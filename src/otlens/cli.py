@@ -225,7 +225,18 @@ def _relative(path: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``otlens`` console script; returns the exit code."""
+    """Entry point of the ``otlens`` console script.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The command line after the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code.
+    """
     from otlens.cluster import ClusterError
     from otlens.runner import BookBuildError, NotebookError, ParameterError
 

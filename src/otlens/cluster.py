@@ -42,6 +42,16 @@ def scheduler_address(address: str | None = None) -> str | None:
 
     A bare ``HOST:PORT`` gets the ``tcp://`` protocol.
 
+    Parameters
+    ----------
+    address : str, optional
+        ``[PROTOCOL://]HOST:PORT`` of a Dask scheduler.
+
+    Returns
+    -------
+    str or None
+        The address with its protocol, or ``None`` for a local cluster.
+
     Raises
     ------
     ClusterError
@@ -138,6 +148,16 @@ def dashboard_link(client: Any) -> str | None:
 
     The scheduler's HTTP server serves the dashboard only where ``bokeh`` is installed (without
     it, the page says to install it): that is asked of the scheduler.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        A client of the cluster.
+
+    Returns
+    -------
+    str or None
+        The dashboard's URL, or ``None``.
     """
     try:
         services = client.scheduler_info().get("services", {})
@@ -178,6 +198,11 @@ def slurm_cluster(*, cores: int = 8, memory: str = "32GB", walltime: str = "02:0
         More ``#SBATCH`` options, e.g. ``["--gres=gpu:1"]``.
     **kwargs
         Passed to ``SLURMCluster``.
+
+    Returns
+    -------
+    dask_jobqueue.SLURMCluster
+        The cluster, with no job submitted yet.
 
     Raises
     ------

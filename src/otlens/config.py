@@ -14,7 +14,20 @@ __all__ = ["cache_dir", "results_dir"]
 
 
 def cache_dir(*parts: str) -> Path:
-    """Return (and create) a folder under the otlens cache root."""
+    """Return (and create) a folder under the otlens cache root.
+
+    The root is ``$OTLENS_CACHE``, else ``~/.cache/otlens``.
+
+    Parameters
+    ----------
+    *parts : str
+        Path components of the folder under the root.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (created if missing).
+    """
     root = Path(os.environ.get("OTLENS_CACHE", Path.home() / ".cache" / "otlens")).expanduser()
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
@@ -22,7 +35,13 @@ def cache_dir(*parts: str) -> Path:
 
 
 def results_dir() -> Path:
-    """Return (and create) the folder the chapters write their results tables to."""
+    """Return (and create) the folder the chapters write their results tables to.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$OTLENS_RESULTS``, else ``results/`` (created if missing).
+    """
     path = Path(os.environ.get("OTLENS_RESULTS", "results")).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path

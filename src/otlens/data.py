@@ -404,14 +404,22 @@ class AlignedVerse:
 
     @property
     def source_text(self) -> str:
+        """The source verse: its words joined by spaces."""
         return " ".join(self.source_words)
 
     @property
     def target_text(self) -> str:
+        """The target verse: its words joined by spaces."""
         return " ".join(self.target_words)
 
     def gold_matrix(self) -> np.ndarray:
-        """Boolean ``[n_source, n_target]`` matrix of the links."""
+        """Boolean ``[n_source, n_target]`` matrix of the links.
+
+        Returns
+        -------
+        numpy.ndarray of bool, [n_source, n_target]
+            True where a source word is linked to a target word.
+        """
         m = np.zeros((len(self.source_words), len(self.target_words)), dtype=bool)
         for i, j in self.links:
             m[i, j] = True
@@ -499,6 +507,7 @@ def aligned_verses(n: int | None = None, *, seed: int = 0, min_words: int = 4, m
     Returns
     -------
     list of AlignedVerse
+        The verses with their gold word links.
 
     Raises
     ------
@@ -535,6 +544,7 @@ def verse_pairs(n: int, *, source: str = "web", target: str = "lsg", seed: int =
         Keys of :data:`BIBLES`: ``"web"`` World English Bible, ``"kjv"`` King James,
         ``"lsg"`` Louis Segond 1910, ``"ostervald"``, ``"darby"`` (French).
     seed : int, default 0
+        Seed of the sample of verses.
     min_words, max_words : int
         Whitespace word counts both verses must have (inclusive).
     testament : {"nt", "ot", "all"}

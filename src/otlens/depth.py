@@ -72,7 +72,28 @@ ESTIMATORS = ("sinkhorn", "divergence", "exact")
 
 @dataclass(frozen=True)
 class ProfileMethod:
-    """How the two clouds of a transition are prepared and compared."""
+    r"""How the two clouds of a transition are prepared and compared.
+
+    Parameters
+    ----------
+    name : str
+        The method's name (the key in :data:`PROFILE_METHODS` for a preset).
+    basis : {"none", "per-layer-pca", "shared-pca"}
+        The basis the states are projected on before normalising.
+    n_components : int
+        PCA components when a basis is used.
+    normalize : {"row", "layer", "none"}
+        ``"row"``: unit-norm tokens; ``"layer"``: divide by the layer's mean norm.
+    estimator : {"sinkhorn", "divergence", "exact"}
+        ``"sinkhorn"``: :math:`\langle P, C\rangle`; ``"divergence"``: the debiased
+        :math:`S_\varepsilon`; ``"exact"``: :math:`W_2^2`.
+    reg : float
+        Entropic regularisation (absolute, or times the mean cost with ``relative_reg``).
+    relative_reg : bool
+        Whether ``reg`` is relative to the mean cost.
+    include_embedding : bool
+        Whether the embedding → block 0 transition is included.
+    """
 
     name: str
     basis: str = "none"  # "per-layer-pca" | "shared-pca" | "none"
@@ -104,7 +125,18 @@ PROFILE_METHODS: dict[str, ProfileMethod] = {
 
 
 def get_method(method: str | ProfileMethod) -> ProfileMethod:
-    """Return a preset :class:`ProfileMethod` by name (or the method itself)."""
+    """Return a preset :class:`ProfileMethod` by name (or the method itself).
+
+    Parameters
+    ----------
+    method : str or ProfileMethod
+        A key of :data:`PROFILE_METHODS`, or a method.
+
+    Returns
+    -------
+    ProfileMethod
+        The method.
+    """
     if isinstance(method, ProfileMethod):
         return method
     check_choice(method, "method", PROFILE_METHODS)
@@ -118,6 +150,18 @@ def pca_project(z: torch.Tensor, n_components: int) -> torch.Tensor:
     Computed in float64 from the eigendecomposition of the ``d × d`` covariance (or of the
     ``n × n`` Gram matrix when ``n < d``). Signs follow scikit-learn's convention (the largest
     loading of each component is positive), so the result is deterministic.
+
+    Parameters
+    ----------
+    z : torch.Tensor, [n, d]
+        Points as rows.
+    n_components : int
+        Number ``k`` of components.
+
+    Returns
+    -------
+    torch.Tensor, [n, min(k, d, n)]
+        The centred points' coordinates on the components.
     """
     zc = z.double() - z.double().mean(0, keepdim=True)
     n, d = zc.shape
@@ -146,10 +190,24 @@ def prepare_transition(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the two clouds ``(x, y)``, each ``[len(idx), k]``, of transition ``src → src+1``.
 
-    ``idx=None`` keeps every token.
-
     PCA (when the method uses it) is fitted on all tokens of the layer(s), as published;
     then tokens are normalised and the sampled tokens ``idx`` — the same in both layers — kept.
+
+    Parameters
+    ----------
+    states : torch.Tensor, [n_states, n_tokens, d_model]
+        The token states of every state (0 = embedding).
+    src : int
+        The source state ``ℓ`` of the transition.
+    idx : torch.Tensor, [n_samples], optional
+        Indices of the sampled tokens (:func:`sample_tokens`); None keeps every token.
+    method : ProfileMethod
+        The preparation.
+
+    Returns
+    -------
+    x, y : torch.Tensor, [n_samples, k]
+        The clouds of states ``ℓ`` and ``ℓ + 1``.
     """
     a, b = states[src].float(), states[src + 1].float()  # [n_tokens, d_model]
     if method.basis == "per-layer-pca":
@@ -202,6 +260,20 @@ def sample_tokens(n_tokens: int, n_samples: int, seed: int) -> torch.Tensor:
 
     The one token sampler of the depth profiles (chapter 1) and of the scale study (chapter 4):
     the same ``seed`` draws the same tokens for every transition of a profile.
+
+    Parameters
+    ----------
+    n_tokens : int
+        Number of tokens to sample from.
+    n_samples : int
+        Number of tokens wanted.
+    seed : int
+        Seed of the sample.
+
+    Returns
+    -------
+    torch.Tensor of int64, [min(n_samples, n_tokens)]
+        Sorted token indices.
     """
     g = torch.Generator().manual_seed(int(seed))
     n = min(n_samples, n_tokens)
@@ -233,7 +305,7 @@ def adjacent_profile(
 
     Parameters
     ----------
-    acts : Activations or tensor, shape (n_states, n_tokens, d_model)
+    acts : Activations or tensor, [n_states, n_tokens, d_model]
         Token states; state 0 is the embedding output.
     method : str or ProfileMethod
         A preset name from :data:`PROFILE_METHODS` or a custom method.
@@ -248,6 +320,10 @@ def adjacent_profile(
         separate kernels stay in cache, and 8 on a GPU).
     device : str, optional
         Where the solver runs (``"cuda"`` on a GPU).
+    progress : bool
+        Show a progress bar.
+    **solver_kw
+        Overrides of :data:`PROFILE_SOLVER` (``max_iter``, ``tol``, ...).
 
     Returns
     -------
@@ -307,6 +383,30 @@ def pairwise_layer_ot(
 
     Uses the same preparation as :func:`adjacent_profile` (for PCA-based methods the pair's
     layers play the roles of ``ℓ`` and ``ℓ+1``); the diagonal is 0.
+
+    Parameters
+    ----------
+    acts : Activations or tensor, [n_states, n_tokens, d_model]
+        The token states.
+    method : str or ProfileMethod
+        The preparation and estimator (:data:`PROFILE_METHODS`).
+    n_samples : int
+        Tokens sampled (the same in every state).
+    seed : int
+        Seed of the token sample.
+    batch_size : int, optional
+        Pairs solved together in one batched call (as in :func:`adjacent_profile`).
+    device : str, optional
+        Where the solver runs.
+    progress : bool
+        Show a progress bar.
+    **solver_kw
+        Overrides of :data:`PROFILE_SOLVER` (``max_iter``, ``tol``, ...).
+
+    Returns
+    -------
+    numpy.ndarray, [n_states, n_states]
+        The OT value of every pair of states.
     """
     m = get_method(method)
     states, _ = _as_states(acts)
@@ -338,6 +438,24 @@ def entropy_profile(
     ``prompt_entropy`` and ``dataset_entropy`` are matrix-based Rényi entropies of order
     ``alpha`` :cite:`giraldo:14` of each text's token Gram matrix (averaged over texts) and of
     the mean-pooled text vectors, normalised by ``log(min(N, D))`` :cite:`skean:25`.
+
+    Parameters
+    ----------
+    acts : Activations
+        The model's activations.
+    model : str, optional
+        Model name for the table (default: the activations').
+    trained : bool
+        Label for the table.
+    seed : int
+        Label for the table (the twin's initialisation seed).
+    alpha : float
+        Order of the Rényi entropies.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tidy rows, metrics ``norm_entropy``, ``prompt_entropy`` and ``dataset_entropy``.
     """
     if not hasattr(acts, "states"):
         raise ValueError("`acts` must be an Activations object (text boundaries are needed)")
@@ -361,11 +479,19 @@ def entropy_profile(
 def profile_shape(values: Sequence[float]) -> dict[str, float]:
     """Summary statistics of one depth profile (transitions in order).
 
-    ``edge_ratio``: ``min(first, last) / median(interior)`` — above 1 when both ends exceed
-    the middle (a U); ``first_ratio`` and ``last_ratio`` each end over the interior median;
-    ``argmin_frac``: where the minimum sits, 0 = first transition, 1 = last; ``cv``: the
-    coefficient of variation (flatness); ``roughness``: mean absolute second difference over
-    the mean (erratic profiles score high).
+    Parameters
+    ----------
+    values : sequence of float
+        The profile, one value per transition.
+
+    Returns
+    -------
+    dict of str to float
+        ``edge_ratio``: ``min(first, last) / median(interior)`` — above 1 when both ends exceed
+        the middle (a U); ``first_ratio`` and ``last_ratio`` each end over the interior median;
+        ``argmin_frac``: where the minimum sits, 0 = first transition, 1 = last; ``cv``: the
+        coefficient of variation (flatness); ``roughness``: mean absolute second difference over
+        the mean (erratic profiles score high).
     """
     v = np.asarray(values, dtype=float)
     if v.ndim != 1 or v.size < 3:
@@ -383,7 +509,20 @@ def profile_shape(values: Sequence[float]) -> dict[str, float]:
 
 
 def shape_table(df: pd.DataFrame, *, by: Sequence[str] = ("model", "trained", "method", "metric")) -> pd.DataFrame:
-    """:func:`profile_shape` of every profile in a tidy table, one row per group and seed."""
+    """:func:`profile_shape` of every profile in a tidy table, one row per group and seed.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Tidy profiles (:func:`adjacent_profile`).
+    by : sequence of str
+        The columns that, with ``seed``, identify a profile.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ``by`` columns, ``seed`` and one column per statistic of :func:`profile_shape`.
+    """
     rows = []
     for key, g in df.groupby(list(by) + ["seed"], sort=False):
         stats = profile_shape(g.sort_values("layer")["value"].to_numpy())
@@ -392,8 +531,21 @@ def shape_table(df: pd.DataFrame, *, by: Sequence[str] = ("model", "trained", "m
 
 
 def has_interior_minimum(values: Sequence[float], *, margin: float = 0.01) -> bool:
-    """Whether a per-layer curve dips in the middle: its minimum is not at either end and lies
-    below both ends by more than ``margin`` × the curve's range."""
+    """Whether a per-layer curve dips in the middle.
+
+    Parameters
+    ----------
+    values : sequence of float
+        The curve.
+    margin : float
+        Fraction of the curve's range by which the minimum must lie below both ends.
+
+    Returns
+    -------
+    bool
+        True when the minimum is not at either end and lies below both ends by more than
+        ``margin`` × the curve's range.
+    """
     v = np.asarray(values, dtype=float)
     if v.ndim != 1 or v.size < 3:
         raise ValueError(f"`values` must be a 1-D curve of at least 3 layers; got shape {v.shape}")
@@ -411,6 +563,16 @@ def mid_depth_dip(values: Sequence[float]) -> float:
 
     positive exactly when the curve's lowest point lies in the middle third (a minimum at layer 1
     of 18 or at layer 5 of 6 does not count), and as large as the bottleneck is deep.
+
+    Parameters
+    ----------
+    values : sequence of float
+        The curve, one value per layer ``0..L``.
+
+    Returns
+    -------
+    float
+        The dip.
     """
     v = np.asarray(values, dtype=float)
     if v.ndim != 1 or v.size < 3:
@@ -466,8 +628,30 @@ def entropy_dip_bootstrap(acts: Any, *, n_resamples: int = 200, seed: int = 0, m
     Resample ``r`` draws the texts with replacement (the same draws, by ``seed``, for every
     model and twin, so their dips can be paired) and recomputes the norm entropy (over the drawn
     texts' tokens), the prompt entropy (mean over the drawn texts) and the dataset entropy
-    (of the drawn texts' pooled vectors). Returns tidy rows ``experiment="entropy_dip"``,
-    ``layer=-1``, ``seed=init_seed``, ``resample=r`` (``-1``: all texts once), metric, value.
+    (of the drawn texts' pooled vectors).
+
+    Parameters
+    ----------
+    acts : Activations
+        The model's activations.
+    n_resamples : int
+        Number of bootstrap resamples.
+    seed : int
+        Seed of the resamples.
+    model : str, optional
+        Model name for the table (default: the activations').
+    trained : bool
+        Label for the table.
+    init_seed : int
+        The twin's initialisation seed (the table's ``seed``).
+    alpha : float
+        Order of the Rényi entropies.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tidy rows ``experiment="entropy_dip"``, ``layer=-1``, ``seed=init_seed``,
+        ``resample=r`` (``-1``: all texts once), metric, value.
     """
     with _one_thread():
         return _entropy_dip_bootstrap(acts, n_resamples=n_resamples, seed=seed, model=model, trained=trained,
@@ -591,6 +775,27 @@ def depth_study(
     :func:`entropy_dip_bootstrap` rows (``experiment="entropy_dip"``, the same text resamples for
     the model and every twin), from which the bottleneck claim is decided.
 
+    Parameters
+    ----------
+    spec : str
+        The model (see :func:`otlens.models.load_model`).
+    texts : sequence of str
+        The texts.
+    methods : sequence of str or ProfileMethod
+        The profile methods (default: every one of :data:`PROFILE_METHODS`).
+    seeds : sequence of int
+        Token-sample seeds of the trained model, and the untrained twins' seeds.
+    n_samples : int
+        Tokens sampled per transition.
+    max_length : int
+        Token limit per text.
+    device : str, optional
+        Where the solver runs.
+    progress : bool
+        Show a progress bar over the runs.
+    entropy_resamples : int
+        Bootstrap resamples of the texts for :func:`entropy_dip_bootstrap` (0: none).
+
     Returns
     -------
     DepthStudy
@@ -629,9 +834,29 @@ def solver_accuracy(
     """How much the profile's solver settings (:data:`PROFILE_SOLVER`) limit its accuracy.
 
     Solves every transition twice, with :data:`PROFILE_SOLVER` and with ``factor`` times more
-    iterations and a 100 times tighter tolerance, and returns ``max_rel_error`` (the largest
-    relative change of a value), the largest marginal errors of both solves and their
-    iteration counts.
+    iterations and a 100 times tighter tolerance.
+
+    Parameters
+    ----------
+    acts : Activations or tensor, [n_states, n_tokens, d_model]
+        The token states.
+    method : str or ProfileMethod
+        The profile's method.
+    n_samples : int
+        Tokens sampled.
+    seed : int
+        Seed of the token sample.
+    factor : int
+        How many times more iterations the tight solve may run.
+    device : str, optional
+        Where the solver runs.
+
+    Returns
+    -------
+    dict of str to float
+        ``max_rel_error`` (the largest relative change of a value), ``marginal_error`` and
+        ``marginal_error_tight`` (the largest marginal errors of both solves), ``n_iter`` and
+        ``n_iter_tight``.
     """
     factor = check_int(factor, "factor", minimum=2)
     tight = dict(tol=PROFILE_SOLVER["tol"] / 100, max_iter=PROFILE_SOLVER["max_iter"] * factor)

@@ -139,7 +139,7 @@ def norm_entropy(states: Any, *, normalize: bool = False) -> torch.Tensor:
 
     Parameters
     ----------
-    states : array-like, shape (n_tokens, d_model) or (n_layers, n_tokens, d_model)
+    states : array-like, [n_tokens, d_model] or [n_layers, n_tokens, d_model]
         Token states, one point per row; a stack gives one value per layer.
     normalize : bool, default False
         Divide by :math:`\log N` so that values lie in :math:`[0, 1]` (for :math:`N = 1`,
@@ -148,7 +148,7 @@ def norm_entropy(states: Any, *, normalize: bool = False) -> torch.Tensor:
     Returns
     -------
     torch.Tensor
-        A 0-d tensor for 2-D input, else shape ``(n_layers,)``; in nats (or unitless when
+        A 0-d tensor for 2-D input, else ``[n_layers]``; in nats (or unitless when
         normalised), in the input's floating dtype (float32 for integer input) and device.
 
     Raises
@@ -196,7 +196,7 @@ def renyi_entropy(z: Any, *, alpha: float = 1.0, center: bool = True) -> torch.T
 
     Parameters
     ----------
-    z : array-like, shape (N, D) or (n_layers, N, D)
+    z : array-like, [N, D] or [n_layers, N, D]
         Points as rows; a stack gives one value per layer.
     alpha : float, default 1.0
         Order of the entropy, > 0. ``alpha=2`` is :math:`-\log \lVert A \rVert_F^2`.
@@ -206,7 +206,7 @@ def renyi_entropy(z: Any, *, alpha: float = 1.0, center: bool = True) -> torch.T
     Returns
     -------
     torch.Tensor
-        A 0-d tensor for 2-D input, else shape ``(n_layers,)``, in :math:`[0, 1]`; in the
+        A 0-d tensor for 2-D input, else ``[n_layers]``, in :math:`[0, 1]`; in the
         input's floating dtype and device.
 
     Raises
@@ -265,9 +265,9 @@ def prompt_entropy(states: Any, text_index: Any, *, alpha: float = 1.0, center: 
 
     Parameters
     ----------
-    states : array-like, shape (n_tokens, d_model) or (n_layers, n_tokens, d_model)
+    states : array-like, [n_tokens, d_model] or [n_layers, n_tokens, d_model]
         Token states of all texts, concatenated along the token axis.
-    text_index : array-like of int, shape (n_tokens,)
+    text_index : array-like of int, [n_tokens]
         Which text each token belongs to (any integer labels, tokens of a text need not be
         contiguous), e.g. ``np.repeat(np.arange(n_texts), lengths)``.
     alpha : float, default 1.0
@@ -278,7 +278,7 @@ def prompt_entropy(states: Any, text_index: Any, *, alpha: float = 1.0, center: 
     Returns
     -------
     torch.Tensor
-        A 0-d tensor for 2-D ``states``, else shape ``(n_layers,)``, in :math:`[0, 1]`.
+        A 0-d tensor for 2-D ``states``, else ``[n_layers]``, in :math:`[0, 1]`.
 
     Raises
     ------
@@ -319,7 +319,7 @@ def dataset_entropy(pooled: Any, *, alpha: float = 1.0, center: bool = True) -> 
 
     Parameters
     ----------
-    pooled : array-like, shape (n_texts, d_model) or (n_layers, n_texts, d_model)
+    pooled : array-like, [n_texts, d_model] or [n_layers, n_texts, d_model]
         One (mean-pooled) vector per text; a stack gives one value per layer.
     alpha : float, default 1.0
         Order of the entropy, > 0.
@@ -329,7 +329,7 @@ def dataset_entropy(pooled: Any, *, alpha: float = 1.0, center: bool = True) -> 
     Returns
     -------
     torch.Tensor
-        A 0-d tensor for 2-D input, else shape ``(n_layers,)``, in :math:`[0, 1]`.
+        A 0-d tensor for 2-D input, else ``[n_layers]``, in :math:`[0, 1]`.
 
     Raises
     ------

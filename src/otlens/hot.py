@@ -94,11 +94,47 @@ def hot_scores(
     :meth:`~otlens.ot.hot.HOTAlignment.without_units` (layer coupling and costs), so the memory
     held grows with the number of splits by a few hundred numbers, not by a set of unit plans.
 
-    Returns ``(table, alignments)``: a tidy table (:data:`~otlens.results.RESULT_COLUMNS`;
-    ``experiment="hot"``, ``method`` = variant with ``+R`` for HOT+R, ``layer`` = source layer,
-    ``seed`` = split, ``metric="score"``; plus one ``metric="hot_score"`` row per split and
-    method with ``layer=-1``, the mean over layers) and the fitted alignments keyed by
-    ``(rotation, split)``.
+
+    Parameters
+    ----------
+    source, target : Activations, array [L, T, n] or list of [T, n_l]
+        The two systems' responses to the same ``T`` stimuli.
+    n_splits : int
+        Number of random train / held-out splits.
+    train_fraction : float
+        Fraction of the stimuli in each training split.
+    seed : int
+        Seed of the splits.
+    rotation : sequence of bool
+        Fit HOT (False), HOT+R (True) or both.
+    variants : sequence of str
+        The reconstructions scored (see :func:`otlens.ot.hot.variant_coupling`).
+    inner : {"exact", "entropic"}
+        Inner OT solver of :func:`otlens.ot.hot.hot_align`.
+    reg : float
+        Entropic regularisation of ``inner="entropic"``.
+    max_rotation_iter : int
+        HOT+R's alternation limit.
+    model : str
+        Label of the table's ``model`` column.
+    trained : bool or str
+        Label of the table's ``trained`` column.
+    device : str
+        Device of the entropic solver.
+    progress : bool
+        Show a progress bar.
+    keep_units : "all" or collection of (bool, int)
+        The fits that keep their unit couplings (see above).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        A tidy table (:data:`~otlens.results.RESULT_COLUMNS`; ``experiment="hot"``, ``method``
+        = variant with ``+R`` for HOT+R, ``layer`` = source layer, ``seed`` = split,
+        ``metric="score"``; plus one ``metric="hot_score"`` row per split and method with
+        ``layer=-1``, the mean over layers).
+    alignments : dict
+        The fitted :class:`~otlens.ot.hot.HOTAlignment` keyed by ``(rotation, split)``.
     """
     from tqdm.auto import tqdm
 
@@ -131,7 +167,18 @@ def hot_scores(
 
 
 def hot_study(scores: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± sd over splits of each method's HOT score, per model pair (one row per pair × method)."""
+    """Mean ± sd over splits of each method's HOT score, per model pair (one row per pair × method).
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        The table of :func:`hot_scores` or :func:`pair_study`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model``, ``method``, ``mean``, ``std`` and ``n_splits``.
+    """
     s = scores[scores.metric == "hot_score"]
     out = s.groupby(["model", "method"], sort=False).value.agg(["mean", "std", "count"]).reset_index()
     return out.rename(columns={"count": "n_splits"})
@@ -165,6 +212,34 @@ def pooled_states(
     :func:`otlens.activations.computation_key` (model identity with its dtype, ``max_length``,
     ``batch_size``, the device, the torch/transformers versions). Entries written before
     this cache have other keys: they are a miss and recomputed.
+
+    Parameters
+    ----------
+    model : str
+        The model spec (see :func:`otlens.models.load_model`).
+    texts : sequence of str
+        The texts.
+    max_length : int
+        Token limit per text.
+    batch_size : int
+        Texts per forward pass.
+    chunk : int
+        Texts per extraction chunk.
+    trained : bool
+        False for the untrained twin.
+    seed : int
+        Initialisation seed of the untrained twin.
+    device : str or torch.device, optional
+        Device of the model.
+    cache : bool
+        Read and write the cache.
+    progress : bool
+        Show a progress bar over the chunks.
+
+    Returns
+    -------
+    torch.Tensor, [n_layers, n_texts, d_model]
+        float32, the embedding excluded.
     """
     from tqdm.auto import tqdm
 
@@ -194,7 +269,22 @@ POOLED_CACHE_VERSION = 2
 
 def pooled_key(model: str, texts: Sequence[str], *, max_length: int = 64, batch_size: int = 16, chunk: int = 64,
                trained: bool = True, seed: int = 0, device: Any = None) -> str:
-    """The sha256 naming :func:`pooled_states`' cache entry for these arguments."""
+    """The sha256 naming :func:`pooled_states`' cache entry for these arguments.
+
+    Parameters
+    ----------
+    model : str
+        The model spec.
+    texts : sequence of str
+        The texts.
+    max_length, batch_size, chunk, trained, seed, device :
+        As for :func:`pooled_states`.
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
     texts = check_texts(texts)
     fields = computation_key(model, max_length=max_length, batch_size=batch_size, special_tokens=False,
                              device=device, trained=trained, seed=seed)
@@ -203,7 +293,22 @@ def pooled_key(model: str, texts: Sequence[str], *, max_length: int = 64, batch_
 
 
 def pooled_file(model: str, texts: Sequence[str], **kw: Any):
-    """Path of :func:`pooled_states`' cache entry (same keywords as :func:`pooled_key`)."""
+    """Path of :func:`pooled_states`' cache entry (same keywords as :func:`pooled_key`).
+
+    Parameters
+    ----------
+    model : str
+        The model spec.
+    texts : sequence of str
+        The texts.
+    **kw
+        The keywords of :func:`pooled_key`.
+
+    Returns
+    -------
+    pathlib.Path
+        The entry's payload file (it may not exist yet).
+    """
     return _pooled_cache().path(pooled_key(model, texts, **kw))
 
 
@@ -230,8 +335,28 @@ def system_features(systems: Sequence[str], texts: Sequence[str], *, max_length:
                     device: Any = None, progress: bool = True) -> dict[str, torch.Tensor]:
     """Pooled block states ``[L, T, d]`` of each named system on ``texts``.
 
-    A name is a model spec (:func:`otlens.models.parse_spec`: offline alias, Hugging Face id or
-    local path), optionally followed by ``~untrained`` for its untrained twin (seed 0).
+    A name is a model spec (:func:`otlens.models.parse_spec`: offline alias, Hugging Face id or local path), optionally followed
+    by ``~untrained`` for its untrained twin (seed 0).
+
+    Parameters
+    ----------
+    systems : sequence of str
+        The names.
+    texts : sequence of str
+        The texts (the stimuli).
+    max_length : int
+        Token limit per text.
+    batch_size : int
+        Texts per forward pass.
+    device : str or torch.device, optional
+        Device of the models.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        Name -> pooled states ``[L, T, d]`` (:func:`pooled_states`).
     """
     out = {}
     for name in dict.fromkeys(systems):
@@ -242,7 +367,23 @@ def system_features(systems: Sequence[str], texts: Sequence[str], *, max_length:
 
 
 def parse_pair(pair: str) -> tuple[str, str]:
-    """``"source>target"`` → ``(source, target)``, each a system name (:func:`otlens.models.parse_pair`)."""
+    """``"source>target"`` → ``(source, target)``, each a system name (:func:`otlens.models.parse_pair`).
+
+    Parameters
+    ----------
+    pair : str
+        The pair.
+
+    Returns
+    -------
+    tuple of (str, str)
+        The source and target names.
+
+    Raises
+    ------
+    ValueError
+        If ``pair`` is not ``source>target`` of two model specs.
+    """
     source, target = _parse_pair(pair)
     return str(source), str(target)
 
@@ -313,6 +454,28 @@ def pair_study(pairs: Sequence[str], features: dict[str, Any], *, n_splits: int 
     pairs) was killed at 24 GB holding every fit; what is held now is one fit in flight plus the
     kept ones.
 
+
+    Parameters
+    ----------
+    pairs : sequence of str
+        ``"source>target"`` pairs of system names.
+    features : dict of str to array-like
+        Each system's pooled states (:func:`system_features`).
+    n_splits : int
+        Number of random splits.
+    train_fraction : float
+        Fraction of the stimuli in each training split.
+    seed : int
+        Seed of the splits.
+    rotation_pairs : sequence of str
+        The pairs also fitted with HOT+R.
+    max_rotation_iter : int
+        HOT+R's alternation limit.
+    keep_units : sequence of str or "all"
+        The pairs whose first plain-HOT split keeps its unit couplings (see above).
+    progress : bool
+        Show a progress bar.
+
     Returns
     -------
     PairStudy
@@ -347,11 +510,21 @@ def pair_study(pairs: Sequence[str], features: dict[str, Any], *, n_splits: int 
 def coupling_shape(P: Any, *, threshold: float = 0.05) -> dict[str, float]:
     """How a layer coupling spreads: ordered, contiguous, how wide.
 
-    With rows normalised to one (``L · P``): ``centre`` of a row is its mean target index;
-    ``order`` is the Spearman correlation of the centres with the source index (1: depth is
-    preserved); ``monotone`` whether the centres never decrease; ``contiguous`` whether every
-    row's target layers (mass above ``threshold``) are consecutive; ``spread`` the mean number
-    of those layers per source layer.
+    Parameters
+    ----------
+    P : array-like, [L, M]
+        The layer coupling.
+    threshold : float
+        Mass (of a row normalised to one) above which a target layer counts as used.
+
+    Returns
+    -------
+    dict of str to float
+        With rows normalised to one (``L · P``) and a row's centre its mean target index:
+        ``order`` is the Spearman correlation of the centres with the source index (1: depth is
+        preserved); ``monotone`` (1 or 0) whether the centres never decrease; ``contiguous`` (1
+        or 0) whether every row's target layers (mass above ``threshold``) are consecutive;
+        ``spread`` the mean number of those layers per source layer.
     """
     from scipy.stats import spearmanr
 
@@ -366,7 +539,18 @@ def coupling_shape(P: Any, *, threshold: float = 0.05) -> dict[str, float]:
 
 
 def coupling_table(fits: dict) -> pd.DataFrame:
-    """:func:`coupling_shape` of every pair's HOT coupling, per split, as tidy rows (``experiment="coupling"``)."""
+    """:func:`coupling_shape` of every pair's HOT coupling, per split, as tidy rows (``experiment="coupling"``).
+
+    Parameters
+    ----------
+    fits : dict
+        ``{pair: {(rotation, split): HOTAlignment}}`` (:func:`pair_study`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tidy rows, one per pair, split and statistic.
+    """
     rows = []
     for pair, by_fit in fits.items():
         for (rot, split), al in by_fit.items():
@@ -396,7 +580,20 @@ def coupling_null(fits: dict, *, n_perm: int = 1000, seed: int = 0) -> pd.DataFr
 
 
 def describe_hot(scores: pd.DataFrame, couplings: pd.DataFrame) -> str:
-    """A markdown verdict on the three claims, from the chapter's tables."""
+    """A markdown verdict on the three claims, from the chapter's tables.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        The scores table (:func:`pair_study`).
+    couplings : pandas.DataFrame
+        The couplings table (:func:`coupling_table`).
+
+    Returns
+    -------
+    str
+        The markdown.
+    """
     summ = hot_study(scores).pivot(index="model", columns="method", values=["mean", "std"])
     mean, sd = summ["mean"], summ["std"].fillna(0.0)
     lines = []
@@ -442,6 +639,25 @@ def brain_study(brain_dir: Any, *, rois: Sequence[str] | None = None, model: str
     :func:`otlens.brain.image_states` when ``stimuli.csv`` has an ``image`` column, texts through
     :func:`pooled_states` otherwise) against that subject's ROIs. Each pair is scored by
     :func:`hot_scores`, ``model = "<source>><target>"``.
+
+    Parameters
+    ----------
+    brain_dir : str or pathlib.Path
+        The recordings (layout of :mod:`otlens.brain`).
+    rois : sequence of str, optional
+        The regions used as layers (default: all).
+    model : str, optional
+        A model spec to align with the first subject.
+    n_splits : int
+        Number of random splits.
+    seed : int
+        Seed of the splits.
+    max_length : int
+        Token limit per text stimulus.
+    device : str or torch.device
+        Device of the model.
+    progress : bool
+        Show progress bars.
 
     Returns
     -------

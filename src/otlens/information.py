@@ -104,10 +104,15 @@ def entropy_discrete(x: Any, *, correction: str = "miller-madow") -> float:
 
     Parameters
     ----------
-    x : array-like of int, shape (n,) or (n, k)
+    x : array-like of int, [n] or [n, k]
         Samples; rows of a 2-D array are joint symbols.
     correction : {"miller-madow", "none"}
         Add :math:`(m-1)/2n` (``m`` distinct values) to the plug-in estimate, or not.
+
+    Returns
+    -------
+    float
+        The entropy in nats.
     """
     if correction not in _CORRECTIONS:
         raise ValueError(f"`correction` must be one of {list(_CORRECTIONS)}; got {correction!r}")
@@ -123,9 +128,15 @@ def discrete_mi(a: Any, b: Any, *, correction: str = "miller-madow") -> float:
 
     Parameters
     ----------
-    a, b : array-like of int, shape (n,) or (n, k)
+    a, b : array-like of int, [n] or [n, k]
         Paired samples (rows of 2-D arrays are joint symbols, e.g. a context of ``k`` tokens).
     correction : {"miller-madow", "none"}
+        Bias correction of each entropy (see :func:`entropy_discrete`).
+
+    Returns
+    -------
+    float
+        :math:`I(A; B)` in nats.
 
     Raises
     ------
@@ -153,16 +164,21 @@ def kmeans(z: Any, n_clusters: int, *, seed: int = 0, max_iter: int = 50, tol: f
 
     Parameters
     ----------
-    z : array-like, shape (n, d)
+    z : array-like, [n, d]
+        Points as rows.
     n_clusters : int
         ``1 <= n_clusters <= n``.
     seed : int, default 0
+        Seed of the k-means++ seeding.
     max_iter : int, default 50
+        Maximum Lloyd iterations.
     tol : float, default 1e-6
+        Stop when no centre moves by more than ``tol`` (relative to the data's scale).
 
     Returns
     -------
-    numpy.ndarray of int64, shape (n,)
+    numpy.ndarray of int64, [n]
+        The cluster label of every row.
     """
     x = as_points(z, "z", dtype=torch.float64, device="cpu")
     n = x.shape[0]
@@ -203,14 +219,21 @@ def binned_mi(z: Any, labels: Any, *, n_clusters: int = 32, seed: int = 0,
 
     Parameters
     ----------
-    z : array-like, shape (n, d)
+    z : array-like, [n, d]
         Continuous representations (rows are samples).
-    labels : array-like of int, shape (n,) or (n, k)
+    labels : array-like of int, [n] or [n, k]
         The paired discrete variable.
     n_clusters : int, default 32
+        Number of k-means cells that discretise ``z``.
     seed : int, default 0
         Seed of k-means.
     correction : {"miller-madow", "none"}
+        Bias correction of the entropies (see :func:`entropy_discrete`).
+
+    Returns
+    -------
+    float
+        The estimate of :math:`I(\text{labels}; Z)` in nats.
     """
     cells = kmeans(z, n_clusters, seed=seed)
     lab = np.asarray(labels)
@@ -235,16 +258,25 @@ def probe_mi(z: Any, y: Any, *, test_fraction: float = 0.3, weight_decay: float 
 
     Parameters
     ----------
-    z : array-like, shape (n, d)
-    y : array-like of int, shape (n,)
+    z : array-like, [n, d]
+        Representations (rows are samples).
+    y : array-like of int, [n]
+        Class labels.
     test_fraction : float in (0, 1), default 0.3
+        Fraction of the samples held out for the estimate.
     weight_decay : float, default 1e-3
+        L2 penalty of the classifier.
     max_iter : int, default 200
         L-BFGS iterations.
     seed : int, default 0
         Seed of the train/test split.
     standardize : bool, default True
         Centre and scale each feature by the training split's statistics.
+
+    Returns
+    -------
+    float
+        The lower bound on :math:`I(Y; Z)` in nats (at least 0).
     """
     x = as_points(z, "z", dtype=torch.float64, device="cpu")
     yc = _codes(y, "y")
@@ -292,7 +324,7 @@ def context_codes(token_ids: Any, text_index: Any, k: int) -> tuple[np.ndarray, 
 
     Parameters
     ----------
-    token_ids, text_index : array-like of int, shape (n_tokens,)
+    token_ids, text_index : array-like of int, [n_tokens]
         As in :class:`~otlens.activations.Activations` (tokens of each text consecutive).
     k : int
         Context length; positions closer than ``k`` to their text's start are padded with -1.
@@ -346,14 +378,22 @@ def information_plane(
     acts : Activations
         From :func:`~otlens.activations.extract_activations`.
     k : int, default 2
+        Context length: ``X`` is the last ``k`` tokens.
     n_clusters : int, default 32
+        k-means cells of :func:`binned_mi`.
     n_tokens : int or None, default 4000
         Token positions used (a seeded random subset; None = all).
     probe : bool, default True
+        Also compute the probe estimate ``mi_yz_probe``.
     seed : int, default 0
         Seed of the subset, k-means and the probe's split.
-    model, trained :
+    model, trained : str, bool
         Labels for the table (``model`` defaults to the activations' model name).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tidy rows (``layer``, ``metric``, ``value``, ...) as described above.
     """
     if not hasattr(acts, "states") or not hasattr(acts, "token_ids"):
         raise ValueError("`acts` must be an Activations object (token ids and text boundaries are needed)")

@@ -37,12 +37,17 @@ _DOCMANAGER = "@jupyterlab/docmanager-extension:plugin"
 def write_lab_settings(prefix: str | os.PathLike | None = None) -> Path:
     """Make Markdown/MyST files open as notebooks in the JupyterLab installed under ``prefix``.
 
-    Merges :data:`DEFAULT_VIEWERS` into ``<prefix>/share/jupyter/lab/settings/overrides.json``
-    (default prefix: ``sys.prefix``, this environment), keeping any other setting there.
+    Merges :data:`DEFAULT_VIEWERS` into ``<prefix>/share/jupyter/lab/settings/overrides.json``,
+    keeping any other setting there.
+
+    Parameters
+    ----------
+    prefix : str or os.PathLike, optional
+        The environment's prefix (default ``sys.prefix``, this environment).
 
     Returns
     -------
-    Path
+    pathlib.Path
         The overrides file.
 
     Raises
@@ -70,6 +75,18 @@ def lab_command(root: str | os.PathLike, args: Sequence[str] = ()) -> list[str]:
     """``jupyter lab`` run by this interpreter, serving ``root`` and opening its ``notebooks/``.
 
     As root (a container), ``--allow-root``: Jupyter refuses to start as root otherwise.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The project folder.
+    args : sequence of str
+        More arguments for ``jupyter lab``.
+
+    Returns
+    -------
+    list of str
+        The command line.
     """
     root_user = hasattr(os, "geteuid") and os.geteuid() == 0
     return [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={Path(root).resolve()}",
@@ -77,7 +94,19 @@ def lab_command(root: str | os.PathLike, args: Sequence[str] = ()) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write the settings, then run JupyterLab in the project root until it exits; its exit code."""
+    """Write the settings, then run JupyterLab in the project root until it exits.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments passed on to ``jupyter lab`` (default: ``sys.argv[1:]``); ``--settings-only``
+        writes the settings and returns without starting JupyterLab.
+
+    Returns
+    -------
+    int
+        The exit code (JupyterLab's, or non-zero when it is not installed).
+    """
     from otlens.runner import project_root
 
     args = list(sys.argv[1:] if argv is None else argv)

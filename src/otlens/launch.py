@@ -29,6 +29,16 @@ INSTALL_TAG = "otlens-install"  #: tag of the install cell (besides ``remove-cel
 def repository(root: str | os.PathLike) -> tuple[str, str] | None:
     """``(url, branch)`` from ``repository:`` of ``<root>/_config.yml``; None without one.
 
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The project folder.
+
+    Returns
+    -------
+    tuple of (str, str) or None
+        The repository's URL and branch.
+
     Raises
     ------
     ValueError
@@ -58,7 +68,18 @@ def _model_requirements(root: Path) -> list[str]:
 
 
 def install_source(root: str | os.PathLike) -> str | None:
-    """The Python source of the install cell for the project at ``root`` (None without a repository)."""
+    """The Python source of the install cell for the project at ``root`` (None without a repository).
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The project folder.
+
+    Returns
+    -------
+    str or None
+        The cell's source.
+    """
     root = Path(root)
     found = repository(root)
     if found is None:
@@ -84,7 +105,18 @@ def install_source(root: str | os.PathLike) -> str | None:
 
 
 def install_cell(root: str | os.PathLike) -> Any | None:
-    """The install cell (an nbformat v4 code cell) for the project at ``root``, or None."""
+    """The install cell (an nbformat v4 code cell) for the project at ``root``, or None.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The project folder.
+
+    Returns
+    -------
+    nbformat.NotebookNode or None
+        The code cell, or None without a repository (:func:`repository`).
+    """
     import nbformat
 
     source = install_source(root)

@@ -359,6 +359,11 @@ def is_installed(alias: str) -> bool:
     alias : str
         One of :data:`MODELS`.
 
+    Returns
+    -------
+    bool
+        True when every package the alias needs imports.
+
     Raises
     ------
     ValueError
@@ -632,6 +637,22 @@ def model_identity(spec: str, *, trained: bool = True, seed: int = 0, dtype: tor
 
     Lets :func:`otlens.activations.extract_activations` find a cache entry without loading the
     model (aliases are still reassembled/converted once, since the fingerprint reads their files).
+
+    Parameters
+    ----------
+    spec : str
+        As for :func:`load_model`.
+    trained : bool
+        False for the untrained twin.
+    seed : int
+        Initialisation seed of the untrained twin.
+    dtype : torch.dtype
+        Dtype of the weights.
+
+    Returns
+    -------
+    str
+        The identity string (it keys the activations cache).
     """
     seed_or_none = None if trained else check_int(seed, "seed")
     return _format_identity(spec, bool(trained), seed_or_none, dtype, _fingerprint(model_path(spec), bool(trained)))
@@ -756,7 +777,9 @@ def load_model(
     seed : int, default 0
         Initialisation seed of the untrained twin; ignored when ``trained=True``.
     device : str, default "cpu"
+        Device the model is put on.
     dtype : torch.dtype, default torch.float32
+        Dtype of the weights.
     attn_implementation : str, default "eager"
         ``"eager"`` so that attention patterns can be returned.
     with_lm_head : bool, default False
@@ -834,8 +857,14 @@ def untrained(spec: str, *, seed: int = 0, **kw: Any) -> LoadedModel:
     spec : str
         As for :func:`load_model`.
     seed : int, default 0
+        Initialisation seed.
     **kw
         Passed on to :func:`load_model` (``device``, ``dtype``, ``attn_implementation``...).
+
+    Returns
+    -------
+    LoadedModel
+        The untrained model, in eval mode.
     """
     if "trained" in kw:
         raise ValueError("`trained` cannot be passed to untrained(); use load_model(spec, trained=...)")

@@ -82,7 +82,20 @@ def _benchmarks(results_dir: Path, benchmarks) -> pd.DataFrame | None:
 
 
 def load_benchmarks(results_dir: str | Path | None = None, benchmarks: str | Path | None = "auto") -> pd.DataFrame | None:
-    """The benchmark table the claims read (see :func:`reproduction_table`'s ``benchmarks``)."""
+    """The benchmark table the claims read (see :func:`reproduction_table`'s ``benchmarks``).
+
+    Parameters
+    ----------
+    results_dir : str or pathlib.Path, optional
+        The results folder (default :func:`otlens.config.results_dir`).
+    benchmarks : str, pathlib.Path, "auto" or None
+        A table's path, ``"auto"`` (the run's table completed by the recorded one) or None.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        The benchmark rows, or None when there are none.
+    """
     if results_dir is None:
         from .config import results_dir as default
 
@@ -101,7 +114,22 @@ def _tables(results_dir: Path, claims) -> dict[str, pd.DataFrame | None]:
 
 def reproduction_verdicts(results_dir: str | Path | None = None, *, benchmarks: str | Path | None = "auto",
                           claims: tuple[ClaimInfo, ...] = CLAIMS) -> list[tuple[ClaimInfo, Verdict]]:
-    """Every claim with its :class:`~otlens.verdicts.Verdict`, read from the chapters' results tables."""
+    """Every claim with its :class:`~otlens.verdicts.Verdict`, read from the chapters' results tables.
+
+    Parameters
+    ----------
+    results_dir : str or pathlib.Path, optional
+        Where the chapters wrote their tables (default :func:`otlens.config.results_dir`).
+    benchmarks : str, pathlib.Path, "auto" or None
+        The benchmark table some claims read (see :func:`reproduction_table`).
+    claims : tuple of ClaimInfo
+        The claims to decide (default: every claim of :data:`otlens.claims.CLAIMS`).
+
+    Returns
+    -------
+    list of tuple of (ClaimInfo, Verdict)
+        Each claim and its verdict, in the order of ``claims``.
+    """
     if results_dir is None:
         from .config import results_dir as default
 
@@ -132,6 +160,8 @@ def reproduction_table(results_dir: str | Path | None = None, *, benchmarks: str
         run does not displace recorded target- or full-profile rows, a run of equal rank does,
         and the benchmarks a run did not include keep their records. Each row's ``source`` names
         its file and profile, and the claims cite it; ``None``: none.
+    claims : tuple of ClaimInfo
+        The claims to decide (default: every claim of :data:`otlens.claims.CLAIMS`).
 
     Returns
     -------
@@ -153,7 +183,18 @@ def reproduction_table(results_dir: str | Path | None = None, *, benchmarks: str
 
 
 def describe_reproduction(table: pd.DataFrame) -> str:
-    """One markdown sentence counting the verdicts of :func:`reproduction_table`."""
+    """One markdown sentence counting the verdicts of :func:`reproduction_table`.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The output of :func:`reproduction_table`.
+
+    Returns
+    -------
+    str
+        The sentence.
+    """
     counts = table.verdict.value_counts()
     parts = [f"{int(counts[v])} {v}" for v in VERDICTS if v in counts]
     return f"Of the {len(table)} claims and suggestions: " + ", ".join(parts) + "."
@@ -188,6 +229,16 @@ def reproduction_markdown(table: pd.DataFrame) -> str:
     replicates behind it, the null, the verdict and a link to the chapter section that decides
     it. The details give, per study, the paper's statement, the original setting next to ours,
     the rule and every unit's numbers.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The output of :func:`reproduction_table`.
+
+    Returns
+    -------
+    str
+        The markdown.
     """
     missing = [c for c in TABLE_COLUMNS if c not in table.columns]
     if missing:

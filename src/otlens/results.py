@@ -29,9 +29,22 @@ RESULT_COLUMNS = ("experiment", "model", "trained", "method", "layer", "seed", "
 def save_results(df: pd.DataFrame, name: str, *, folder: str | Path | None = None) -> None:
     """Validate a tidy results table and write it atomically to ``<folder>/<name>.csv``.
 
-    ``folder`` defaults to :func:`otlens.config.results_dir` (``$OTLENS_RESULTS`` or
-    ``results/``). Returns nothing, so a notebook cell that ends with this call shows no output
-    (a returned path was displayed as ``PosixPath('…/results/<name>.csv')`` on the book's pages).
+    Returns nothing, so a notebook cell that ends with this call shows no output (a returned
+    path was displayed as ``PosixPath('…/results/<name>.csv')`` on the book's pages).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table, with the columns of :data:`RESULT_COLUMNS`.
+    name : str
+        File name without ``.csv``.
+    folder : str or pathlib.Path, optional
+        Where to write; default :func:`otlens.config.results_dir` (``$OTLENS_RESULTS`` or
+        ``results/``).
+
+    See Also
+    --------
+    load_results : Read the table back.
     """
     missing = [c for c in RESULT_COLUMNS if c not in df.columns]
     if missing:
@@ -44,7 +57,20 @@ def save_results(df: pd.DataFrame, name: str, *, folder: str | Path | None = Non
 
 
 def load_results(name: str, *, folder: str | Path | None = None) -> pd.DataFrame:
-    """Read a results table written by :func:`save_results`."""
+    """Read a results table written by :func:`save_results`.
+
+    Parameters
+    ----------
+    name : str
+        File name without ``.csv``.
+    folder : str or pathlib.Path, optional
+        Where to read; default :func:`otlens.config.results_dir`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table.
+    """
     folder = Path(folder) if folder is not None else results_dir()
     path = folder / f"{name}.csv"
     if not path.exists():

@@ -73,7 +73,23 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")  # 1e-3, which YAML 
 
 
 class NotebookError(RuntimeError):
-    """A notebook failed to execute; the message names the notebook, the cell and the error."""
+    """A notebook failed to execute; the message names the notebook, the cell and the error.
+
+    Parameters
+    ----------
+    message : str
+        The message.
+    notebook : pathlib.Path
+        The source notebook.
+    cell_index : int, optional
+        0-based index of the failing cell in the source notebook, markdown included.
+    ename : str, optional
+        Exception class name raised in the kernel.
+    evalue : str, optional
+        Exception message raised in the kernel.
+    executed_path : pathlib.Path, optional
+        The partially executed notebook, kept for inspection.
+    """
 
     def __init__(self, message: str, *, notebook: Path, cell_index: int | None = None,
                  ename: str | None = None, evalue: str | None = None,
@@ -111,6 +127,16 @@ def project_root(start: str | os.PathLike | None = None) -> Path:
     """Return the first folder at or above ``start`` (default: cwd) holding ``_toc.yml`` or ``params/``.
 
     Falls back to ``start`` itself when no such folder exists.
+
+    Parameters
+    ----------
+    start : str or os.PathLike, optional
+        Where the search starts (default: the current folder).
+
+    Returns
+    -------
+    pathlib.Path
+        The project root.
     """
     start = Path(start or Path.cwd()).resolve()
     for folder in (start, *start.parents):
@@ -124,6 +150,16 @@ def parse_value(text: str) -> Any:
 
     Exponent floats without a dot (``1e-3``), which YAML 1.1 reads as strings, become floats.
     Anything that is not valid YAML stays the string it was.
+
+    Parameters
+    ----------
+    text : str
+        The value as typed.
+
+    Returns
+    -------
+    Any
+        The parsed value.
     """
     try:
         value = yaml.safe_load(text)
@@ -138,6 +174,16 @@ def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
     """Return ``{name: default}`` for the assignments in the notebook's ``parameters`` cell.
 
     Defaults that are not Python literals are returned as their source text.
+
+    Parameters
+    ----------
+    notebook : str or os.PathLike
+        The chapter source.
+
+    Returns
+    -------
+    dict of str to Any
+        Each parameter's default.
     """
     return {name: value for name, (value, _) in _parameters_cell(Path(notebook)).items()}
 
@@ -169,6 +215,16 @@ def read_notebook(notebook: str | os.PathLike):
 
     The message is one line naming the file and what went wrong (not found, not UTF-8, not a
     notebook, ...).
+
+    Parameters
+    ----------
+    notebook : str or os.PathLike
+        The chapter source.
+
+    Returns
+    -------
+    nbformat.NotebookNode
+        The notebook.
     """
     import jupytext
 
@@ -266,6 +322,11 @@ def load_params(notebook: str | os.PathLike, profile: str | os.PathLike = "quick
         A profile name (``quick`` → ``params/quick.yml`` under the project root) or a YAML path.
     overrides : mapping, optional
         Already-typed values (see :func:`parse_value` for command-line strings).
+
+    Returns
+    -------
+    dict of str to Any
+        The parameters, each checked against its default (:func:`check_parameter`).
 
     Raises
     ------
@@ -377,6 +438,22 @@ def check_parameter(name: str, value: Any, default: Any, *, where: str = "overri
       default an integer or a float, a boolean default ``true``/``false`` only, a string
       default a string, a mapping default a mapping.
 
+    Parameters
+    ----------
+    name : str
+        The parameter's name.
+    value : Any
+        The value given.
+    default : Any
+        The parameter's default in the chapter.
+    where : str
+        Where the value came from, for the error message (``"overrides"``, a profile file...).
+
+    Returns
+    -------
+    Any
+        The value, converted where the rules above say so.
+
     Raises
     ------
     ParameterError
@@ -421,6 +498,18 @@ def check_parameter(name: str, value: Any, default: Any, *, where: str = "overri
 
 def find_chapter(name: str | int | os.PathLike, root: str | os.PathLike | None = None) -> Path:
     """The chapter source that ``name`` designates: a path, a stem, or its number (``1``, ``01``).
+
+    Parameters
+    ----------
+    name : str, int or os.PathLike
+        A path, a stem or a chapter number.
+    root : str or os.PathLike, optional
+        The project root (default: found from cwd).
+
+    Returns
+    -------
+    pathlib.Path
+        The chapter source.
 
     Raises
     ------
@@ -533,6 +622,12 @@ def run_notebook(path: str | os.PathLike, *, profile: str | os.PathLike = "quick
                  output_dir: str | os.PathLike = EXECUTED_DIR, kernel_name: str | None = None,
                  progress: bool = True, cwd: str | os.PathLike | None = None) -> Path:
     """Execute one chapter with papermill and write ``<output_dir>/<stem>.ipynb`` atomically.
+
+    The kernel sees ``OTLENS_RESULTS`` (absolute ``<root>/results`` unless already set),
+    ``PYTHONHASHSEED=0`` and ``TQDM_*`` defaults that keep progress bars free of timings. The
+    executed notebook carries no stderr output, and, when ``<root>/_config.yml`` names the
+    ``repository``, starts with the (unexecuted) cell that installs otlens on Colab
+    (:func:`otlens.launch.install_cell`; hidden from the book's page).
 
     Parameters
     ----------
@@ -940,6 +1035,16 @@ def notebooks_in_toc(toc: str | os.PathLike = "_toc.yml") -> list[Path]:
     The toc lists executed notebooks (``book/executed/<stem>``); each maps back to
     ``notebooks/<stem>.md`` next to the toc. Other toc entries (plain pages) are skipped.
 
+    Parameters
+    ----------
+    toc : str or os.PathLike
+        The ``_toc.yml`` file.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The chapter sources.
+
     Raises
     ------
     FileNotFoundError
@@ -982,6 +1087,16 @@ def runs_after_others(chapter: str | os.PathLike) -> bool:
     """Whether a chapter reads the other chapters' results, so runs after them.
 
     Such a chapter says so in its metadata (the jupytext front matter): ``otlens: {after: all}``.
+
+    Parameters
+    ----------
+    chapter : str or os.PathLike
+        The chapter source.
+
+    Returns
+    -------
+    bool
+        True for a chapter that runs after the others.
     """
     import jupytext
 
@@ -1000,6 +1115,19 @@ def run_chapters(chapters: list[str | os.PathLike], *, profile: str | os.PathLik
     run with the same profile, kept in ``<OTLENS_CACHE>/book/durations.json``; a chapter never
     timed counts as the longest), so the last worker to finish is not one that started a long
     chapter late.
+
+    Parameters
+    ----------
+    chapters : list of str or os.PathLike
+        The chapter sources.
+    profile : str or os.PathLike
+        Parameter profile, see :func:`load_params`.
+    parameters_by_notebook : mapping, optional
+        ``{stem: {name: value}}`` overrides per chapter.
+    client : distributed.Client, optional
+        Run the chapters as Dask tasks on this client (default: one after another here).
+    progress : bool
+        Show progress bars.
 
     Returns
     -------
@@ -1108,6 +1236,8 @@ def build_book(*, profile: str | os.PathLike = "quick",
     solutions : bool
         Show the solutions of the exercises; ``False`` builds the students' book without them
         (sphinx-exercise's ``hide_solutions``; see :func:`run_jupyter_book`).
+    progress : bool
+        Show progress bars.
 
     Returns
     -------
@@ -1156,7 +1286,21 @@ def run_jupyter_book(root: Path, *, builder: str = "html", strict: bool = True, 
     ``hide_solutions = True`` (the same as ``hide_solutions: true`` under ``sphinx: config:`` in
     ``_config.yml``). Sphinx notices the changed setting and rebuilds every page.
 
-    Raises :class:`BookBuildError` if the build fails (in strict mode, on any warning).
+    Parameters
+    ----------
+    root : pathlib.Path
+        The project root.
+    builder : str
+        The Sphinx builder (``"html"``).
+    strict : bool
+        Fail on any warning.
+    solutions : bool
+        Show the exercises' solutions.
+
+    Raises
+    ------
+    BookBuildError
+        If the build fails (in strict mode, on any warning).
     """
     from otlens.book import HIDE_SOLUTIONS_ENV
 

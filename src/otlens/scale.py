@@ -40,8 +40,32 @@ def hiref_depth_profile(
     bijection, every ``n``), ``exact`` (POT, ``n <= exact_max``) and ``sinkhorn``
     (:math:`\langle P, C\rangle` at ``reg`` times the mean cost, ``n <= sinkhorn_max``).
 
-    Returns a tidy table (experiment ``depth_at_scale``, metric ``w2_squared``, columns
-    ``n_samples``, ``time_s``, ``gap_to_exact`` where exact ran).
+    Parameters
+    ----------
+    states : Activations or array-like, [n_layers, n_tokens, d_model]
+        The token states of every layer.
+    sizes : list of int
+        Numbers of sampled tokens ``n`` per transition.
+    seeds : list of int
+        Seeds of the token samples (one row per seed and size).
+    exact_max : int
+        Largest ``n`` solved by exact OT.
+    sinkhorn_max : int
+        Largest ``n`` solved by Sinkhorn.
+    reg : float
+        Sinkhorn's regularisation, relative to the mean cost.
+    model : str, optional
+        Model name written in the table's ``model`` column.
+    device : str or torch.device, optional
+        Device of the solvers.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A tidy table (experiment ``depth_at_scale``, metric ``w2_squared``, columns
+        ``n_samples``, ``time_s``, ``gap_to_exact`` where exact ran).
     """
     states = states.states if hasattr(states, "states") else torch.as_tensor(states)
     n_tokens = states.shape[1]

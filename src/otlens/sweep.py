@@ -93,6 +93,16 @@ def parse_grid(items: Sequence[str]) -> dict[str, list]:
     ``VALUES`` is a YAML list (``[0, 1]``, ``[[a], [b]]``) or comma-separated YAML scalars
     (``0,1,2``; ``1e-3,1e-2``); a single value makes a one-point axis.
 
+    Parameters
+    ----------
+    items : sequence of str
+        ``KEY=VALUES`` items (the command line's ``--grid``).
+
+    Returns
+    -------
+    dict of str to list
+        Key -> values.
+
     Raises
     ------
     ParameterError
@@ -123,10 +133,22 @@ def _check_values(key: str, values: Any) -> list:
 
 
 def grid_points(grid: Mapping[str, Sequence], mode: str = "product") -> list[dict[str, Any]]:
-    """The grid's points, in order: ``[{key: value}, ...]``.
+    """The grid's points, in order.
 
     ``mode="product"`` gives every combination (the last key varies fastest); ``"zip"`` pairs
     the i-th values of every key, which then need the same number of values.
+
+    Parameters
+    ----------
+    grid : mapping of str to sequence
+        Key -> values.
+    mode : {"product", "zip"}
+        How the values combine.
+
+    Returns
+    -------
+    list of dict
+        ``[{key: value}, ...]``.
     """
     if mode not in MODES:
         raise ParameterError(f"Sweep mode must be one of {MODES}; got {mode!r}.")
@@ -150,6 +172,18 @@ def point_key(notebook: str | os.PathLike, parameters: Mapping[str, Any]) -> str
     Two runs of the same chapter with the same parameters (profile values included) share a key;
     any changed value gives another. The chapter's source text is not hashed (it is recorded in
     the manifest), so editing prose does not invalidate finished points.
+
+    Parameters
+    ----------
+    notebook : str or os.PathLike
+        The chapter.
+    parameters : mapping of str to Any
+        The point's resolved parameters.
+
+    Returns
+    -------
+    str
+        The key.
     """
     payload = json.dumps({"notebook": Path(notebook).stem, "parameters": dict(parameters)},
                          sort_keys=True, default=str, separators=(",", ":"))
@@ -172,7 +206,21 @@ def _text(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A validated sweep: the chapter, its points (resolved parameters and keys) and where they go."""
+    """A validated sweep: the chapter, its points (resolved parameters and keys) and where they go.
+
+    Parameters
+    ----------
+    notebook : pathlib.Path
+        The chapter's source.
+    name : str
+        The sweep's name (its folder under ``results/sweeps``).
+    grid : dict
+        Grid key -> values.
+    mode : {"product", "zip"}
+        How the grid's values combine (see :func:`grid_points`).
+    profile : str
+        The parameter profile every point starts from.
+    """
 
     notebook: Path
     name: str
@@ -185,12 +233,25 @@ class SweepSpec:
 
     @property
     def keys(self) -> list[str]:
+        """The grid's keys, in order."""
         return list(self.grid)
 
 
 def read_sweep_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML sweep file: ``notebook``, ``grid`` and optional ``name``, ``profile``, ``mode``,
-    ``parameters``, ``retries``. ``notebook`` is relative to the current folder, else to the file's.
+    """Read a YAML sweep file.
+
+    It holds ``notebook``, ``grid`` and optional ``name``, ``profile``, ``mode``, ``parameters``,
+    ``retries``. ``notebook`` is relative to the current folder, else to the file's.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The YAML file.
+
+    Returns
+    -------
+    dict of str to Any
+        The sweep's settings (``notebook`` resolved to a path).
 
     Raises
     ------
@@ -405,10 +466,17 @@ class SweepResult:
 
     @property
     def ok(self) -> bool:
+        """Whether every point finished (no failed point)."""
         return self.failed.empty
 
     def describe_failures(self) -> str:
-        """One line per failed point: key, grid values, error."""
+        """One line per failed point: key, grid values, error.
+
+        Returns
+        -------
+        str
+            The lines (empty when nothing failed).
+        """
         return "\n".join(f"  {r.key} ({_label(r.values)}): {r.error}" for r in self.failed.itertuples())
 
 
@@ -465,6 +533,8 @@ def run_sweep(notebook: str | os.PathLike, grid: Mapping[str, Sequence], *, mode
     scheduler : str, optional
         A Dask scheduler address (default ``$DASK_SCHEDULER_ADDRESS``); without one a local
         cluster of ``n_workers`` single-threaded workers (default: one per core) is started.
+    n_workers : int, optional
+        Workers of the local cluster (default: one per core).
     client : distributed.Client, optional
         Use this client instead (``scheduler`` and ``n_workers`` are then ignored).
     retries : int
@@ -594,9 +664,19 @@ def _run_tasks(client: Any, spec: SweepSpec, todo: list[dict], manifests: dict, 
 def load_sweep(folder: str | os.PathLike) -> tuple[dict, pd.DataFrame]:
     """Read a sweep folder: its description (``sweep.json``) and one row per point from the manifests.
 
-    The rows have ``key``, one column per grid key (lists as JSON text), ``values`` (the grid
-    values as a dict), ``status``, ``wall_s``, ``worker``, ``attempts``, ``error``, ``started``,
-    ``finished``, ``folder``.
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The sweep's folder.
+
+    Returns
+    -------
+    description : dict
+        The content of ``sweep.json``.
+    points : pandas.DataFrame
+        Rows with ``key``, one column per grid key (lists as JSON text), ``values`` (the grid
+        values as a dict), ``status``, ``wall_s``, ``worker``, ``attempts``, ``error``,
+        ``started``, ``finished``, ``folder``.
     """
     folder = Path(folder)
     spec = _read_json(folder / SWEEP_FILE)
@@ -615,12 +695,22 @@ def load_sweep(folder: str | os.PathLike) -> tuple[dict, pd.DataFrame]:
 
 
 def merge_tables(folder: str | os.PathLike) -> dict[str, Path]:
-    """Write ``<folder>/<table>.csv`` for every table the finished points wrote; return ``{table: path}``.
+    """Write ``<folder>/<table>.csv`` for every table the finished points wrote.
 
     Each point's rows appear once, after a ``point`` column (its key) and one column per grid
     key, named after the key, or ``grid_<key>`` when the chapter's table already has a column of
     that name (chapter 1 has ``seed``, the token-sample seed, beside the ``seed`` parameter that
     draws its passages). Only the points of the sweep's current grid are merged.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The sweep's folder.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``{table: path}`` of the merged tables.
     """
     folder = Path(folder)
     spec, points = load_sweep(folder)
@@ -650,6 +740,15 @@ def sweep_reproduction(folder: str | os.PathLike, *, benchmarks: str | os.PathLi
 
     The verdicts are :func:`otlens.reproduction.reproduction_table`'s, computed from each
     point's own tables; only the claims decided by a chapter the sweep ran are kept.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The sweep's folder (``results/sweeps/<name>``).
+    benchmarks : str, os.PathLike, "auto" or None
+        The benchmark table, as for :func:`otlens.reproduction.reproduction_table`.
+    claims : tuple of ClaimInfo, optional
+        The claims to decide (default: every claim).
 
     Returns
     -------
@@ -700,6 +799,15 @@ def sweep_reproduction_table(folder: str | os.PathLike, *, benchmarks: str | os.
     ``reproduced`` when it holds at every finished point, ``data not available here`` when no
     point has the data, ``not reproduced`` when some point's rule says not reproduced, and
     ``inconclusive (underpowered)`` otherwise.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The sweep's folder (``results/sweeps/<name>``).
+    benchmarks : str, os.PathLike, "auto" or None
+        The benchmark table, as for :func:`otlens.reproduction.reproduction_table`.
+    claims : tuple of ClaimInfo, optional
+        The claims to decide (default: every claim).
 
     Returns
     -------

@@ -81,6 +81,27 @@ def checkpoint_study(
     cloud, one profile per seed), :func:`~otlens.depth.entropy_profile` and, when
     ``information``, :func:`~otlens.information.information_plane`.
 
+    Parameters
+    ----------
+    run : TrainingRun
+        The trained run (:func:`otlens.tiny_gpt.train_tiny_gpt`).
+    texts : sequence of str
+        The texts (e.g. :func:`otlens.tiny_gpt.heldout_texts`).
+    steps : sequence of int, optional
+        The checkpoints (default: all of the run's).
+    seeds : sequence of int
+        Token-sample seeds of the profiles.
+    n_samples : int
+        Tokens per cloud.
+    information : bool
+        Also compute the information plane.
+    k, n_clusters, n_tokens, probe :
+        As for :func:`otlens.information.information_plane`.
+    device : str or torch.device, optional
+        Device of the model and the solver.
+    progress : bool
+        Show a progress bar over the checkpoints.
+
     Returns
     -------
     pandas.DataFrame
@@ -117,15 +138,22 @@ def valley_stats(values: Sequence[float]) -> dict[str, float]:
     r"""Depth and length of the "refinement valley" of one OT depth profile.
 
     With :math:`v_0, \dots, v_{m-1}` the transitions' values and
-    :math:`e = \min(v_0, v_{m-1})` the lower end,
+    :math:`e = \min(v_0, v_{m-1})` the lower end. Needs at least 3 transitions (an interior).
 
-    - ``valley_depth`` :math:`= 1 - \min_{0<i<m-1} v_i / e` (0: no dip below the ends; 1: the
-      interior reaches zero; negative: the interior is above an end);
-    - ``valley_length``: the fraction of the :math:`m` transitions below the midpoint
-      :math:`(\min_i v_i + e)/2` (how much of the depth lies in the valley);
-    - ``edge_ratio`` as in :func:`otlens.depth.profile_shape`.
+    Parameters
+    ----------
+    values : sequence of float
+        The profile, one value per transition.
 
-    Needs at least 3 transitions (an interior).
+    Returns
+    -------
+    dict of str to float
+        - ``valley_depth`` :math:`= 1 - \min_{0<i<m-1} v_i / e` (0: no dip below the ends; 1: the
+          interior reaches zero; negative: the interior is above an end);
+        - ``valley_length``: the fraction of the :math:`m` transitions below the midpoint
+          :math:`(\min_i v_i + e)/2` (how much of the depth lies in the valley);
+        - ``edge_ratio`` as in :func:`otlens.depth.profile_shape`;
+        - ``argmin_frac``: where the minimum sits (0 = first transition, 1 = last).
     """
     v = np.asarray(values, dtype=float)
     if v.ndim != 1 or v.size < 3:
@@ -144,13 +172,23 @@ def valley_stats(values: Sequence[float]) -> dict[str, float]:
 def shape_over_training(study: pd.DataFrame, *, metric: str = "ot_divergence") -> pd.DataFrame:
     r"""Shape of the mean (over seeds) OT profile at every checkpoint, one row per (model, step).
 
-    Columns: ``model, step, val_loss``; the :func:`valley_stats` columns and ``u_shape`` (both
-    ends above the interior median and the minimum inside) when the profile has an interior;
-    ``first_share`` / ``last_share``, the share :math:`v_0 / \sum_i v_i` (resp.
-    :math:`v_{m-1} / \sum_i v_i`) of the total movement made by the first (last) transition;
-    ``dist_final``, the total-variation distance :math:`\tfrac12 \sum_i |p_i - p^\text{final}_i|`
-    between this checkpoint's profile and the final one, each normalised to sum to 1 (0 = same
-    shape, whatever the level); ``corr_final``, their Pearson correlation.
+    Parameters
+    ----------
+    study : pandas.DataFrame
+        The table of :func:`checkpoint_study` (its ``experiment == "adjacent_ot"`` rows are read).
+    metric : str
+        The profile's metric.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns: ``model, step, val_loss``; the :func:`valley_stats` columns and ``u_shape``
+        (both ends above the interior median and the minimum inside) when the profile has an
+        interior; ``first_share`` / ``last_share``, the share :math:`v_0 / \sum_i v_i` (resp.
+        :math:`v_{m-1} / \sum_i v_i`) of the total movement made by the first (last) transition;
+        ``dist_final``, the total-variation distance :math:`\tfrac12 \sum_i |p_i - p^\text{final}_i|`
+        between this checkpoint's profile and the final one, each normalised to sum to 1 (0 = same
+        shape, whatever the level); ``corr_final``, their Pearson correlation.
     """
     prof = study[(study.experiment == "adjacent_ot") & (study.metric == metric)]
     if prof.empty:
@@ -177,14 +215,20 @@ def shape_over_training(study: pd.DataFrame, *, metric: str = "ot_divergence") -
 def shape_onset(shapes: pd.DataFrame) -> dict[str, Any]:
     """When the profile takes its final shape, from :func:`shape_over_training` (one model).
 
-    Returns
+    Parameters
+    ----------
+    shapes : pandas.DataFrame
+        The rows of one model from :func:`shape_over_training`.
 
-    - ``u_step`` / ``u_loss``: the first checkpoint from which every later one is U-shaped
-      (None if the final one is not, or the profile has no interior);
-    - ``shape_step`` / ``shape_loss``: the first checkpoint from which ``dist_final`` (the
-      profile's distance in shape to the final one) stays at or below half its step-0 value;
-    - ``jump_step`` / ``jump_loss``: the checkpoint reached by the largest drop of
-      ``dist_final`` between consecutive checkpoints (None if it never drops).
+    Returns
+    -------
+    dict of str to Any
+        - ``u_step`` / ``u_loss``: the first checkpoint from which every later one is U-shaped
+          (None if the final one is not, or the profile has no interior);
+        - ``shape_step`` / ``shape_loss``: the first checkpoint from which ``dist_final`` (the
+          profile's distance in shape to the final one) stays at or below half its step-0 value;
+        - ``jump_step`` / ``jump_loss``: the checkpoint reached by the largest drop of
+          ``dist_final`` between consecutive checkpoints (None if it never drops).
     """
     g = shapes.sort_values("step").reset_index(drop=True)
 
@@ -210,13 +254,22 @@ def shape_onset(shapes: pd.DataFrame) -> dict[str, Any]:
 def information_summary(info: pd.DataFrame, val_loss: pd.Series) -> pd.DataFrame:
     """Per layer, how its information plane moved over training.
 
-    ``info`` holds information-plane rows (columns ``layer``, ``step``, ``metric`` with
-    ``mi_xz``, ``mi_yz`` and ``compression_ratio``, ``value``; layers < 0 are ignored) and
-    ``val_loss`` the validation loss by step (:meth:`TrainingRun.val_loss`). Returns one row per
-    layer: ``mi_xz_peak_step`` (the checkpoint where I(X; Z) peaks), ``mi_xz_drop_after_peak``
-    (its peak minus its last value: > 0 means the layer compressed), ``mi_yz_gain`` (last minus
-    first I(Y; Z)) and ``spearman_ratio_vs_loss`` (rank correlation, across checkpoints, of the
-    compression ratio with the validation loss: < 0 means better compression, lower loss).
+    Parameters
+    ----------
+    info : pandas.DataFrame
+        Information-plane rows (columns ``layer``, ``step``, ``metric`` with ``mi_xz``, ``mi_yz``
+        and ``compression_ratio``, ``value``; layers < 0 are ignored).
+    val_loss : pandas.Series
+        The validation loss by step (:meth:`TrainingRun.val_loss`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per layer: ``mi_xz_peak_step`` (the checkpoint where I(X; Z) peaks),
+        ``mi_xz_drop_after_peak`` (its peak minus its last value: > 0 means the layer
+        compressed), ``mi_yz_gain`` (last minus first I(Y; Z)) and ``spearman_ratio_vs_loss``
+        (rank correlation, across checkpoints, of the compression ratio with the validation loss:
+        < 0 means better compression, lower loss).
     """
     needed = {"layer", "step", "metric", "value"} - set(info.columns)
     if needed:
@@ -244,10 +297,20 @@ def information_summary(info: pd.DataFrame, val_loss: pd.Series) -> pd.DataFrame
 def entropy_bottlenecks(study: pd.DataFrame, *, margin: float = 0.01) -> pd.DataFrame:
     """Whether each entropy profile has its minimum strictly inside the depth, per checkpoint.
 
-    ``study`` holds ``experiment == "entropy"`` rows (columns ``metric``, ``step``, ``layer``,
-    ``value``), as :func:`checkpoint_study` returns. Returns a boolean table, one row per step
-    (sorted) and one column per entropy metric: :func:`otlens.depth.has_interior_minimum` of the
-    profile over layers (the mean over any repeated rows of a layer).
+    Parameters
+    ----------
+    study : pandas.DataFrame
+        ``experiment == "entropy"`` rows (columns ``metric``, ``step``, ``layer``, ``value``), as
+        :func:`checkpoint_study` returns.
+    margin : float
+        As for :func:`otlens.depth.has_interior_minimum`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A boolean table, one row per step (sorted) and one column per entropy metric:
+        :func:`otlens.depth.has_interior_minimum` of the profile over layers (the mean over any
+        repeated rows of a layer).
     """
     needed = {"experiment", "metric", "step", "layer", "value"} - set(study.columns)
     if needed:
@@ -276,7 +339,13 @@ def _first_from(flags: pd.Series) -> int | None:
 class TrainingObservations:
     """What chapter 5 observed in one training run, by :func:`training_observations`.
 
-    Steps are checkpoint steps (None: never). ``val_loss`` is the validation loss by step.
+    Steps are checkpoint steps (None: never). The other fields are documented where they are
+    declared.
+
+    Attributes
+    ----------
+    val_loss : pandas.Series
+        The validation loss by step.
     """
 
     val_loss: pd.Series
@@ -306,11 +375,28 @@ class TrainingObservations:
         return self.loss_intervals > 0 and self.loss_falls == self.loss_intervals
 
     def step_text(self, step: int | None) -> str:
-        """``"step s (validation loss l)"``, or ``"never"``."""
+        """``"step s (validation loss l)"``, or ``"never"``.
+
+        Parameters
+        ----------
+        step : int or None
+            A checkpoint step.
+
+        Returns
+        -------
+        str
+            The text.
+        """
         return "never" if step is None else f"step {step} (validation loss {self.val_loss.loc[step]:.2f})"
 
     def texts(self) -> dict[str, str]:
-        """The numbers as the chapter's summary shows them (``glue`` name -> text)."""
+        """The numbers as the chapter's summary shows them (``glue`` name -> text).
+
+        Returns
+        -------
+        dict of str to str
+            Each ``glue`` name and its text.
+        """
         def num(x: float) -> str:
             return "n/a" if not np.isfinite(x) else f"{x:.2f}"
 
@@ -333,7 +419,13 @@ class TrainingObservations:
         }
 
     def describe(self) -> str:
-        """Markdown bullets: what the run observed, checkpoint by checkpoint (no verdict)."""
+        """Markdown bullets: what the run observed, checkpoint by checkpoint (no verdict).
+
+        Returns
+        -------
+        str
+            The markdown.
+        """
         v, st = self.val_loss, self.step_text
         u = ("It is not U-shaped at the last checkpoint" if self.u_step is None
              else f"It is U-shaped at every checkpoint from {st(self.u_step)} on")
@@ -383,6 +475,8 @@ def training_observations(val_loss: pd.Series, shapes: pd.DataFrame, bottlenecks
     Returns
     -------
     TrainingObservations
+        The observations, with their texts (:meth:`TrainingObservations.texts`) and markdown
+        (:meth:`TrainingObservations.describe`).
     """
     if not isinstance(val_loss, pd.Series) or len(val_loss) < 2:
         raise ValueError(f"`val_loss` must be a Series of the validation loss at >= 2 checkpoints; got {val_loss!r}")

@@ -76,6 +76,11 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 def tokenize(text: str) -> tuple[list[str], list[int], list[str]]:
     """Lower-cased word-piece/punctuation tokens of ``text``.
 
+    Parameters
+    ----------
+    text : str
+        The text.
+
     Returns
     -------
     (tokens, word_index, words)
@@ -97,14 +102,37 @@ def tokenize(text: str) -> tuple[list[str], list[int], list[str]]:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """A joint token vocabulary: :data:`SPECIALS` first, then tokens by decreasing frequency."""
+    """A joint token vocabulary: :data:`SPECIALS` first, then tokens by decreasing frequency.
+
+    Parameters
+    ----------
+    tokens : tuple of str
+        The tokens, in id order.
+    index : dict of str to int
+        Token -> id.
+    """
 
     tokens: tuple[str, ...]
     index: dict[str, int] = field(repr=False, compare=False)
 
     @classmethod
     def build(cls, texts: Sequence[str], *, max_vocab: int = 8000, min_count: int = 2) -> "Vocabulary":
-        """The ``max_vocab`` most frequent tokens of ``texts`` seen at least ``min_count`` times (ties by token)."""
+        """The ``max_vocab`` most frequent tokens of ``texts`` seen at least ``min_count`` times (ties by token).
+
+        Parameters
+        ----------
+        texts : sequence of str
+            The texts of both languages.
+        max_vocab : int
+            Largest vocabulary, specials included.
+        min_count : int
+            Fewest occurrences of a kept token.
+
+        Returns
+        -------
+        Vocabulary
+            The vocabulary.
+        """
         max_vocab = check_int(max_vocab, "max_vocab", minimum=len(SPECIALS) + 1)
         min_count = check_int(min_count, "min_count", minimum=1)
         if isinstance(texts, str) or not len(texts):
@@ -119,7 +147,22 @@ class Vocabulary:
         return len(self.tokens)
 
     def encode(self, text: str) -> tuple[list[int], list[int], list[str]]:
-        """Token ids, token -> word index and words of ``text`` (see :func:`tokenize`)."""
+        """Token ids, token -> word index and words of ``text`` (see :func:`tokenize`).
+
+        Parameters
+        ----------
+        text : str
+            The text.
+
+        Returns
+        -------
+        ids : list of int
+            Token ids (unknown tokens map to ``<unk>``).
+        word_index : list of int
+            The word of each token.
+        words : list of str
+            The whitespace-separated words.
+        """
         tokens, index, words = tokenize(text)
         return [self.index.get(t, UNK) for t in tokens], index, words
 
@@ -159,6 +202,7 @@ class TranslationTransformer(nn.Module):
     Parameters
     ----------
     vocab_size : int
+        Tokens in the shared vocabulary (specials included).
     d_model, n_heads, n_layers : int
         Width, heads (dividing ``d_model``), blocks in the encoder and in the decoder.
     d_ff : int, optional
@@ -166,6 +210,7 @@ class TranslationTransformer(nn.Module):
     max_len : int
         Longest token sequence (positions are learned).
     dropout : float
+        Dropout rate of every block.
     """
 
     def __init__(self, vocab_size: int, *, d_model: int = 64, n_heads: int = 4, n_layers: int = 3,
@@ -192,7 +237,18 @@ class TranslationTransformer(nn.Module):
         nn.init.normal_(self.embed.weight, std=d_model ** -0.5)
 
     def encode(self, src: torch.Tensor) -> torch.Tensor:
-        """Encoder output ``[B, S, d]`` of token ids ``src`` ``[B, S]`` (``PAD``-padded)."""
+        """Encoder output ``[B, S, d]`` of token ids ``src`` ``[B, S]`` (``PAD``-padded).
+
+        Parameters
+        ----------
+        src : torch.Tensor of int64, [B, S]
+            Source token ids.
+
+        Returns
+        -------
+        torch.Tensor, [B, S, d]
+            The encoder's output.
+        """
         pad = src == PAD
         h = self.drop(self.embed(src) * math.sqrt(self.d_model) + self.pos_src(torch.arange(src.shape[1])))
         for block in self.encoder:
@@ -202,9 +258,21 @@ class TranslationTransformer(nn.Module):
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor, *, record: list | None = None) -> torch.Tensor:
         """Next-token logits ``[B, T, V]`` for decoder inputs ``tgt_in`` (``<bos>`` + target).
 
-        If ``record`` is a list, each decoder block appends ``(residual, cross_attention)``:
-        the residual stream entering its cross-attention ``[B, T, d]`` and the per-head
-        attention ``[B, H, T, S]``.
+        Parameters
+        ----------
+        src : torch.Tensor of int64, [B, S]
+            Source token ids (``PAD``-padded).
+        tgt_in : torch.Tensor of int64, [B, T]
+            Decoder inputs.
+        record : list, optional
+            If a list, each decoder block appends ``(residual, cross_attention)``: the residual
+            stream entering its cross-attention ``[B, T, d]`` and the per-head attention
+            ``[B, H, T, S]``.
+
+        Returns
+        -------
+        torch.Tensor, [B, T, V]
+            The logits.
         """
         if src.shape[1] > self.max_len or tgt_in.shape[1] > self.max_len:
             raise ValueError(f"sequences must have at most {self.max_len} tokens; got {src.shape[1]} and {tgt_in.shape[1]}")
@@ -270,8 +338,16 @@ class TranslationRun:
     def texts(self, *, tail: int = 50) -> dict[str, str]:
         """The run as chapter 3 shows it (``glue`` name -> text).
 
-        ``mt_train_loss`` is the mean training loss of the last ``tail`` steps; ``mt_val_first``
-        and ``mt_val_loss`` the first and last validation loss ("n/a" without validation pairs).
+        Parameters
+        ----------
+        tail : int
+            Steps averaged for ``mt_train_loss``.
+
+        Returns
+        -------
+        dict of str to str
+            ``mt_train_loss`` is the mean training loss of the last ``tail`` steps; ``mt_val_first``
+            and ``mt_val_loss`` the first and last validation loss ("n/a" without validation pairs).
         """
         tail = check_int(tail, "tail", minimum=1)
         c = self.config
@@ -315,6 +391,7 @@ def train_translation(pairs: Sequence[Any], *, val_pairs: Sequence[Any] | None =
     d_model, n_heads, n_layers, dropout, max_len :
         See :class:`TranslationTransformer`.
     steps, batch_size, lr : int, int, float
+        AdamW steps, pairs per batch and peak learning rate (warm-up then cosine decay).
     max_vocab, min_count : int
         See :meth:`Vocabulary.build`.
     eval_every : int
@@ -327,6 +404,7 @@ def train_translation(pairs: Sequence[Any], *, val_pairs: Sequence[Any] | None =
     Returns
     -------
     TranslationRun
+        The trained model, its vocabulary and its loss log.
     """
     pairs = _pairs_text(pairs, "pairs")
     val = _pairs_text(val_pairs, "val_pairs") if val_pairs is not None else []
@@ -379,15 +457,15 @@ class CrossAttention:
 
     Attributes
     ----------
-    attention : torch.Tensor, shape (n_layers, n_heads, n_source, n_target)
+    attention : torch.Tensor, [n_layers, n_heads, n_source, n_target]
         Attention of target word ``j`` on source word ``i`` in decoder block ``l``; every column
         sums to one over the source words.
-    source : torch.Tensor, shape (n_source, d_model)
+    source : torch.Tensor, [n_source, d_model]
         Encoder output (the cross-attention memory), averaged over each source word's tokens.
-    target : torch.Tensor, shape (n_layers, n_target, d_model)
+    target : torch.Tensor, [n_layers, n_target, d_model]
         Decoder residual stream entering block ``l``'s cross-attention, at the positions that
         predict each target word's tokens, averaged per word.
-    source_embeddings, target_embeddings : torch.Tensor, shape (n_words, d_model)
+    source_embeddings, target_embeddings : torch.Tensor, [n_words, d_model]
         Shared input embeddings averaged per word.
     source_words, target_words : tuple of str
     """
@@ -424,6 +502,7 @@ def cross_attention(run: TranslationRun, source: str, target: str) -> CrossAtten
     Returns
     -------
     CrossAttention
+        Word-level cross-attention of every block and head, and the word states.
     """
     if not isinstance(run, TranslationRun):
         raise TypeError(f"`run` must be a TranslationRun; got {type(run).__name__}")
@@ -471,6 +550,17 @@ def cross_attention_study(run: TranslationRun, pairs: Sequence[Any], *, reg: flo
       decoder states entering block :math:`\ell`'s cross-attention;
     - ``ot-embeddings``: the words' shared input embeddings (the same plan at every block).
 
+    Parameters
+    ----------
+    run : TranslationRun
+        The trained model.
+    pairs : sequence
+        Verse pairs ``(source, target)`` or ``(ref, source, target)``.
+    reg : float
+        Sinkhorn's :math:`\varepsilon` for :func:`otlens.alignment.word_plans`.
+    progress : bool
+        Show a progress bar.
+
     Returns
     -------
     pandas.DataFrame
@@ -500,7 +590,23 @@ def cross_attention_study(run: TranslationRun, pairs: Sequence[Any], *, reg: flo
 def split_heldout(pairs: Sequence[Any], n_heldout: int, *, seed: int = 0) -> tuple[list[Any], list[Any]]:
     """Split verse pairs into training and held-out pairs, ``n_heldout`` drawn at random by ``seed``.
 
-    Both lists keep the input order. Returns ``(train, heldout)``.
+    Both lists keep the input order.
+
+    Parameters
+    ----------
+    pairs : sequence
+        Verse pairs.
+    n_heldout : int
+        Number of held-out pairs.
+    seed : int
+        Seed of the draw.
+
+    Returns
+    -------
+    train : list
+        The training pairs.
+    heldout : list
+        The held-out pairs.
     """
     pairs = list(pairs)
     n_heldout = check_int(n_heldout, "n_heldout", minimum=1, maximum=max(len(pairs) - 1, 1))
@@ -516,6 +622,18 @@ def example_pair(pairs: Sequence[Any], *, words: int = 12) -> Any:
 
     Used to pick a readable example for a figure: long enough to show an alignment, short
     enough to read.
+
+    Parameters
+    ----------
+    pairs : sequence
+        Verse pairs ``(source, target)`` or ``(ref, source, target)``.
+    words : int
+        The wanted source length in words.
+
+    Returns
+    -------
+    tuple
+        The chosen pair.
     """
     words = check_int(words, "words", minimum=1)
     text = _pairs_text(pairs, "pairs")
@@ -525,11 +643,26 @@ def example_pair(pairs: Sequence[Any], *, words: int = 12) -> Any:
 
 
 def cross_attention_maps(run: TranslationRun, pair: Any, *, reg: float = 0.05) -> tuple[dict[str, np.ndarray], CrossAttention]:
-    """Maps for one verse pair: each decoder block's cross-attention (heads averaged), and the
-    exact OT plans between the last block's word states and between the word embeddings.
+    r"""Maps for one verse pair: each decoder block's cross-attention (heads averaged), and the exact OT plans.
 
-    Returns ``(maps, cross_attention)``; ``maps`` is ordered for
-    :func:`otlens.plots.plot_alignment_maps` (rows target words, columns source words).
+    The plans are between the last block's word states and between the word embeddings.
+
+    Parameters
+    ----------
+    run : TranslationRun
+        The trained model.
+    pair : tuple
+        A verse pair ``(source, target)`` or ``(ref, source, target)``.
+    reg : float
+        Sinkhorn's :math:`\varepsilon` for :func:`otlens.alignment.word_plans`.
+
+    Returns
+    -------
+    maps : dict of str to numpy.ndarray
+        Ordered for :func:`otlens.plots.plot_alignment_maps` (rows target words, columns
+        source words).
+    cross_attention : CrossAttention
+        The verse's word-level cross-attention and states.
     """
     ((s, t),) = _pairs_text([pair], "pair")
     reg = check_positive(reg, "reg")

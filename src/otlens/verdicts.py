@@ -76,12 +76,36 @@ class Comparison:
     unit: str = ""  #: which model / pair / data set
 
     def text(self, digits: int = 3, pct: bool = False, signed: bool = True) -> str:
+        """The comparison as text: ``effect [lo, hi]`` (see :func:`fmt_effect`).
+
+        Parameters
+        ----------
+        digits : int
+            Significant digits.
+        pct : bool
+            Show percentages.
+        signed : bool
+            Show the sign (a difference) or not (a level).
+
+        Returns
+        -------
+        str
+            The effect and its interval.
+        """
         return fmt_effect(self.effect, (self.lo, self.hi), digits=digits, pct=pct, signed=signed)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The decision on one claim: the chapter and the reproduction page both show these fields."""
+    """The decision on one claim: the chapter and the reproduction page both show these fields.
+
+    The other fields are documented where they are declared.
+
+    Attributes
+    ----------
+    comparisons : tuple of Comparison
+        The comparisons behind the verdict (every unit's, when the claim must hold in all).
+    """
 
     claim: str  #: key of the claim (see :data:`otlens.claims.CLAIMS`)
     verdict: str  #: one of :data:`VERDICTS`
@@ -113,16 +137,40 @@ class Verdict:
 
     @property
     def replicates(self) -> str:
+        """``n = <n> <unit>``, or an em dash when no replicates stand behind the effect."""
         return f"n = {self.n} {self.unit}" if self.n and self.unit else "—"
 
     def to_row(self) -> dict[str, Any]:
+        """The verdict as one row of the reproduction table.
+
+        Returns
+        -------
+        dict of str to Any
+            ``claim_key``, ``verdict``, ``effect``, ``ci_low``, ``ci_high``, ``effect_text``,
+            ``effect_label``, ``null``, ``n``, ``unit``, ``rule`` and ``detail``.
+        """
         return dict(claim_key=self.claim, verdict=self.verdict, effect=self.effect, ci_low=self.ci[0],
                     ci_high=self.ci[1], effect_text=self.effect_text, effect_label=self.effect_label,
                     null=self.null, n=self.n, unit=self.unit, rule=self.rule, detail=self.detail)
 
 
 def missing(claim: str, why: str, *, rule: str = "") -> Verdict:
-    """The verdict of a claim whose data this run does not have."""
+    """The verdict of a claim whose data this run does not have.
+
+    Parameters
+    ----------
+    claim : str
+        The claim's key.
+    why : str
+        What is missing (shown as the verdict's detail).
+    rule : str
+        The decision rule, in words.
+
+    Returns
+    -------
+    Verdict
+        A verdict ``MISSING`` with no effect.
+    """
     return Verdict(claim, MISSING, math.nan, (math.nan, math.nan), "—", "—", 0, "", rule, detail=why)
 
 
@@ -135,7 +183,20 @@ def _finite(x: Any, name: str) -> np.ndarray:
 
 
 def mean_ci(x: Any, *, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of independent replicates and its Student-t interval; (mean, nan, nan) for n < 2."""
+    """Mean of independent replicates and its Student-t interval.
+
+    Parameters
+    ----------
+    x : array-like
+        The replicates (finite; at least one).
+    level : float
+        Confidence level of the interval.
+
+    Returns
+    -------
+    tuple of float
+        ``(mean, lo, hi)``; ``(mean, nan, nan)`` for fewer than 2 replicates.
+    """
     from scipy.stats import t as student
 
     a = _finite(x, "x")
@@ -153,11 +214,29 @@ def bootstrap_ci(units: Any, statistic: Callable[[np.ndarray], float] = np.mean,
                  min_defined: float | None = None) -> tuple[float, float, float]:
     """``statistic`` of the units and its percentile bootstrap interval (units resampled with replacement).
 
-    ``units`` is an array whose first axis indexes the units (texts, verses); ``statistic`` takes
-    such an array (for example the rows of per-verse counts) and returns a number. By default a
-    non-finite replicate is an error; with ``min_defined`` (a fraction), resamples where the
-    statistic is undefined (``nan``) are dropped, and the interval is ``nan`` when fewer than that
-    fraction of them are left.
+    By default a non-finite replicate is an error; with ``min_defined``, resamples where the
+    statistic is undefined (``nan``) are dropped.
+
+    Parameters
+    ----------
+    units : array-like, [n_units, ...]
+        The units (texts, verses) along the first axis.
+    statistic : callable
+        Takes such an array (for example the rows of per-verse counts) and returns a number.
+    n_resamples : int
+        Number of bootstrap resamples.
+    level : float
+        Confidence level of the interval.
+    seed : int
+        Seed of the resampling.
+    min_defined : float, optional
+        The least fraction of resamples whose statistic is defined; below it the interval is
+        ``nan``.
+
+    Returns
+    -------
+    tuple of float
+        ``(estimate, lo, hi)``; the interval is ``nan`` for fewer than 2 units.
     """
     a = np.asarray(units, dtype=float)
     if a.shape[0] == 0:
@@ -177,7 +256,20 @@ def bootstrap_ci(units: Any, statistic: Callable[[np.ndarray], float] = np.mean,
 
 
 def percentile_ci(replicates: Any, *, level: float = 0.95) -> tuple[float, float]:
-    """The central ``level`` interval of bootstrap replicates."""
+    """The central ``level`` interval of bootstrap replicates.
+
+    Parameters
+    ----------
+    replicates : array-like
+        The bootstrap replicates (finite).
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    tuple of float
+        ``(lo, hi)``; ``(nan, nan)`` for fewer than 2 replicates.
+    """
     r = _finite(replicates, "replicates")
     if r.size < 2:
         return math.nan, math.nan
@@ -186,7 +278,22 @@ def percentile_ci(replicates: Any, *, level: float = 0.95) -> tuple[float, float
 
 
 def clopper_pearson(k: int, n: int, *, level: float = 0.95) -> tuple[float, float]:
-    """Exact binomial interval of a proportion k / n."""
+    """Exact binomial interval of a proportion k / n.
+
+    Parameters
+    ----------
+    k : int
+        Successes.
+    n : int
+        Trials.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    tuple of float
+        ``(lo, hi)``; ``(nan, nan)`` when ``n <= 0``.
+    """
     from scipy.stats import beta
 
     if n <= 0:
@@ -207,6 +314,28 @@ def compare(effect: float, lo: float, hi: float, n: int, *, margin: float = 0.0,
     ``±margin`` of the threshold (a difference too small to matter, reported as a tie, never as
     a win); *undecided* otherwise; *underpowered* when fewer than ``min_n`` replicates (or no
     interval) stand behind it.
+
+    Parameters
+    ----------
+    effect : float
+        The point estimate (> 0: the direction the claim asserts).
+    lo, hi : float
+        Its interval.
+    n : int
+        Replicates behind the interval.
+    margin : float
+        The smallest difference that matters.
+    threshold : float
+        The level the difference is compared with.
+    min_n : int
+        Fewer replicates than this is *underpowered*.
+    unit : str
+        Which model, pair or data set the comparison is about.
+
+    Returns
+    -------
+    Comparison
+        The difference and its outcome.
     """
     if n < min_n or not (np.isfinite(lo) and np.isfinite(hi)):
         outcome = "underpowered"
@@ -228,7 +357,18 @@ def compare_paired(diffs: Any, *, margin: float = 0.0, min_n: int = MIN_REPLICAT
 
 
 def worst(*comparisons: Comparison) -> Comparison:
-    """The comparison that decides a conjunction ("higher *and* rougher"): the lowest outcome."""
+    """The comparison that decides a conjunction ("higher *and* rougher"): the lowest outcome.
+
+    Parameters
+    ----------
+    *comparisons : Comparison
+        The comparisons that must all hold.
+
+    Returns
+    -------
+    Comparison
+        The one with the lowest outcome (ties broken by the lower interval end).
+    """
     return min(comparisons, key=lambda c: (_RANK[c.outcome], c.lo if np.isfinite(c.lo) else -np.inf))
 
 
@@ -238,6 +378,20 @@ def all_units(comparisons: Sequence[Comparison], *, min_units: int = 1) -> tuple
     *not reproduced* when some unit is lower or tied; else *inconclusive* when some unit is
     undecided or underpowered, or when fewer than ``min_units`` units were tested; else
     *reproduced*, shown by the weakest unit (the lowest interval end).
+
+    Parameters
+    ----------
+    comparisons : sequence of Comparison
+        One per unit.
+    min_units : int
+        The fewest units that can decide the claim.
+
+    Returns
+    -------
+    verdict : str
+        One of :data:`VERDICTS`.
+    deciding : Comparison or None
+        The comparison that decides it (None without comparisons).
     """
     if not comparisons:
         return MISSING, None
@@ -254,7 +408,20 @@ def all_units(comparisons: Sequence[Comparison], *, min_units: int = 1) -> tuple
 
 
 def combine_methods(corrected: str, published: str) -> str:
-    """The corrected method decides; the published one alone earns *reproduced with the published method only*."""
+    """The corrected method decides; the published one alone earns *reproduced with the published method only*.
+
+    Parameters
+    ----------
+    corrected : str
+        The verdict with the corrected method.
+    published : str
+        The verdict with the published method.
+
+    Returns
+    -------
+    str
+        The combined verdict.
+    """
     if corrected == REPRODUCED:
         return REPRODUCED
     if published == REPRODUCED:
@@ -266,12 +433,31 @@ def held_out_best(values: pd.DataFrame, *, candidate: str, unit: str, value: str
                   fraction: float = 0.5, seed: int = 0) -> dict[str, Any]:
     """Choose the best candidate (layer, head) on one part of the units, report it on the other.
 
-    ``values`` has one row per (candidate, unit); ``value`` is a column (averaged over units) or a
-    function of a candidate's rows (for pooled scores such as correct / total). The units are
-    split at random (``seed``) into a selection part (``fraction``) and a report part. Returns
-    ``best``, ``selection_score`` (its score on the selection units, optimistic),
-    ``report_units`` (the report units' ids) and ``report`` (the rows of the best candidate on
-    the report units).
+    The units are split at random (``seed``) into a selection part (``fraction``) and a report
+    part.
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        One row per (candidate, unit).
+    candidate : str
+        The column naming the candidate.
+    unit : str
+        The column naming the unit.
+    value : str or callable
+        A column (averaged over units) or a function of a candidate's rows (for pooled scores
+        such as correct / total).
+    fraction : float
+        Fraction of the units used for the selection.
+    seed : int
+        Seed of the split.
+
+    Returns
+    -------
+    dict
+        ``best``, ``selection_score`` (its score on the selection units, optimistic),
+        ``report_units`` (the report units' ids) and ``report`` (the rows of the best candidate
+        on the report units).
     """
     stat = (lambda g: float(g[value].mean())) if isinstance(value, str) else value
     units = np.array(sorted(values[unit].unique()))
@@ -294,6 +480,18 @@ def partial_spearman(x: Any, y: Any, z: Any) -> float:
     ``nan`` when it is undefined: when ``z``'s ranks explain all of ``x``'s or ``y``'s (a loss that
     falls at every checkpoint is ranked exactly by training time, so nothing is left to correlate).
     That is not a zero correlation and must not be read as one.
+
+    Parameters
+    ----------
+    x, y : array-like, [n]
+        The two variables.
+    z : array-like, [n]
+        The confound.
+
+    Returns
+    -------
+    float
+        The partial rank correlation, or ``nan``.
     """
     from scipy.stats import rankdata
 
@@ -310,8 +508,28 @@ def partial_spearman(x: Any, y: Any, z: Any) -> float:
 # --------------------------------------------------------------------------- text
 def fmt_effect(effect: float, ci: tuple[float, float], *, digits: int = 3, pct: bool = False,
                signed: bool = True) -> str:
-    """``+0.012 [+0.004, +0.020]`` (or percentages; unsigned for a level rather than a difference;
-    two significant digits for values below 0.01); the interval omitted when there is none."""
+    """An effect and its interval as text: ``+0.012 [+0.004, +0.020]``.
+
+    Two significant digits for values below 0.01; the interval omitted when there is none.
+
+    Parameters
+    ----------
+    effect : float
+        The effect.
+    ci : tuple of float
+        Its interval ``(lo, hi)``.
+    digits : int
+        Significant digits.
+    pct : bool
+        Show percentages.
+    signed : bool
+        Show the sign (a difference) or not (a level rather than a difference).
+
+    Returns
+    -------
+    str
+        The text.
+    """
     sign = "+" if signed else ""
     small = not pct and np.isfinite(effect) and 0 < abs(effect) < 10 ** -(digits - 1)
     if pct:
@@ -331,6 +549,18 @@ def describe_verdicts(verdicts: Sequence[Verdict], titles: Mapping[str, str] | N
     """Markdown, one bullet per claim: the verdict, the effect with its interval, the null, n and the rule.
 
     The chapter glues this text; the reproduction page shows the same fields of the same objects.
+
+    Parameters
+    ----------
+    verdicts : sequence of Verdict
+        The verdicts.
+    titles : mapping of str to str, optional
+        A title per claim key (default: the key).
+
+    Returns
+    -------
+    str
+        The markdown list.
     """
     lines = []
     for v in verdicts:

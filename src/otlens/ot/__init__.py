@@ -5,7 +5,7 @@ module            what it holds
 ================  ============================================================================
 ``entropic``      :func:`sinkhorn` (batched entropic OT) and :func:`sinkhorn_divergence`
 ``exact``         :func:`exact_ot` (POT's network simplex, the small-case reference)
-``hiref``         :func:`hiref`: Hierarchical Refinement, a bijection in linear memory
+``refinement``    :func:`hiref`: Hierarchical Refinement, a bijection in linear memory
 ``lowrank``       :func:`frlc`: low-rank OT (FRLC)
 ``hot``           hierarchical OT between models' layers (:func:`hot_align`, HOT+R, reconstruction)
 ``pot``           POT's names and returns (``import otlens.ot.pot as ot``)

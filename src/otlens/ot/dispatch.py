@@ -40,13 +40,36 @@ def solve(x: Any = None, y: Any = None, *, method: str = "sinkhorn", **kwargs) -
                    equal-size clouds with uniform weights)
     ============== ========================================================================
 
-    ``kwargs`` go to the solver. Every solver returns an :class:`OTResult`.
+    Parameters
+    ----------
+    x : array-like, [n, d] or [B, n, d], optional
+        Source points (omit with ``cost=`` for ``"sinkhorn"`` and ``"exact"``).
+    y : array-like, [m, d] or [B, m, d], optional
+        Target points.
+    method : {"sinkhorn", "divergence", "exact", "frlc", "hiref"}
+        The solver (table above).
+    **kwargs
+        The solver's own arguments (``reg``, ``rank``, ``cost``, ``a``, ``b``, ...).
+
+    Returns
+    -------
+    OTResult
+        The solver's result (:class:`HiRefResult` for ``"hiref"``, :class:`FRLCResult` for
+        ``"frlc"``).
 
     Raises
     ------
     ValueError
         If ``method`` is not one of :data:`METHODS`, or a keyword is not an argument of that
         solver (the message lists the ones it takes), before anything is computed.
+
+    See Also
+    --------
+    otlens.ot.sinkhorn : Batched entropic OT.
+    otlens.ot.sinkhorn_divergence : The debiased Sinkhorn divergence.
+    otlens.ot.exact_ot : Exact OT (network simplex).
+    otlens.ot.hiref : Hierarchical Refinement, a bijection in linear memory.
+    otlens.ot.frlc : Low-rank OT (FRLC).
     """
     check_choice(method, "method", METHODS)
     fn = _solvers()[method]

@@ -682,17 +682,17 @@ def sinkhorn(
 
     Parameters
     ----------
-    x : array-like, shape (n, d) or (B, n, d)
+    x : array-like, [n, d] or [B, n, d]
         Source points (a stack solves ``B`` independent problems in one call).
-    y : array-like, shape (m, d) or (B, m, d)
+    y : array-like, [m, d] or [B, m, d]
         Target points.
     reg : float
         Entropic regularisation :math:`\varepsilon > 0`, in units of the cost (or of its mean
         over the problem with ``relative_reg=True``).
-    cost : array-like, shape (n, m) or (B, n, m), optional
+    cost : array-like, [n, m] or [B, n, m], optional
         A cost matrix (or a stack of them) instead of ``x`` and ``y``: any finite real costs,
         e.g. HOT's correlation distances. ``chunk_size`` does not apply.
-    a, b : array-like, shape (n,) / (m,) or (B, n) / (B, m), optional
+    a, b : array-like, [n] / [m] or [B, n] / [B, m], optional
         Point weights summing to one (zeros allowed); uniform when omitted or empty.
     relative_reg : bool
         Multiply ``reg`` by the mean cost of each problem (a scale-free setting).
@@ -707,6 +707,9 @@ def sinkhorn(
     eps_scaling : float or None
         Ratio of the geometric annealing of :math:`\varepsilon` from the cost's scale down to
         ``reg``, with ``stage_iter`` iterations per intermediate stage; ``None`` disables it.
+    stage_iter : int
+        Sinkhorn iterations at each intermediate :math:`\varepsilon` of the annealing (the final
+        stage, at ``reg``, runs until ``tol`` or ``max_iter``).
     mode : {"auto", "log"}
         ``"auto"`` iterates with matrix-vector products on a stabilised kernel (the potentials
         absorbed into it, re-absorbed when the scalings drift) and falls back to log-sum-exp
@@ -733,7 +736,7 @@ def sinkhorn(
         (log domain only), so memory is ``O(chunk_size × max(n, m))``. By default, a problem
         is chunked when its dense cost would exceed :data:`DENSE_BYTES` (1 GiB), and a stack
         of smaller problems is solved in groups that fit in that budget.
-    dtype, device :
+    dtype, device : torch.dtype, str or torch.device, optional
         Computation dtype, float32 or float64 (default: the input's; float32 for integers and
         for float16/bfloat16 inputs, whose range cannot hold the potentials) and device
         (default: the input's; ``"cuda"`` runs on a GPU).
@@ -771,9 +774,12 @@ def sinkhorn(
 
     See Also
     --------
-    sinkhorn_divergence : the debiased divergence :math:`S_\varepsilon`.
-    exact_ot : unregularised OT (network simplex).
-    otlens.ot.pot.sinkhorn2 : the same solver behind POT's argument names.
+    sinkhorn_divergence : The debiased divergence :math:`S_\varepsilon`.
+    otlens.ot.exact_ot : Unregularised OT (network simplex), the small-case reference.
+    otlens.ot.hiref : A bijection between equal-size clouds in linear memory (Hierarchical Refinement).
+    otlens.ot.frlc : A low-rank coupling, never forming the ``n × m`` plan (FRLC).
+    otlens.ot.solve : One entry point to every solver, picked by ``method=``.
+    otlens.ot.pot.sinkhorn2 : The same solver behind POT's argument names.
 
     Examples
     --------
@@ -1013,16 +1019,43 @@ def sinkhorn_divergence(
     removes the entropic bias that makes :math:`\mathrm{OT}_\varepsilon(a, a) > 0`. The two
     self-transport terms use the symmetric (averaged) Sinkhorn update.
 
-    Parameters are those of :func:`sinkhorn`; with ``relative_reg=True`` the mean cost of the
-    cross problem sets :math:`\varepsilon` for all three terms. Returns an :class:`OTResult`
-    whose ``cost`` and ``objective`` hold :math:`S_\varepsilon`, ``marginal_error`` the largest
-    error of the three plans and ``converged`` whether all three converged. When ``x``, ``y``,
-    ``a`` or ``b`` require grad, :math:`S_\varepsilon` is differentiable through the three
-    problems' optimal potentials (envelope theorem; dense mode only).
+    When ``x``, ``y``, ``a`` or ``b`` require grad, :math:`S_\varepsilon` is differentiable
+    through the three problems' optimal potentials (envelope theorem; dense mode only).
+
+    Parameters
+    ----------
+    x : array-like, [n, d] or [B, n, d]
+        Source points (a stack solves ``B`` independent problems).
+    y : array-like, [m, d] or [B, m, d]
+        Target points.
+    reg : float
+        Entropic regularisation :math:`\varepsilon > 0`; with ``relative_reg=True`` the mean
+        cost of the cross problem sets :math:`\varepsilon` for all three terms.
+    a, b : array-like, [n] / [m] or [B, n] / [B, m], optional
+        Point weights summing to one; uniform when omitted.
+    relative_reg : bool
+        Multiply ``reg`` by the mean cost of the cross problem.
+    max_iter, tol, eps_scaling, stage_iter, mode, anderson, chunk_size : optional
+        Passed to each of the three :func:`sinkhorn` problems (see there).
+    dtype, device : torch.dtype, str or torch.device, optional
+        Computation dtype and device, as in :func:`sinkhorn`.
+    warn : bool
+        Emit a :class:`~otlens.exceptions.ConvergenceWarning` when a term misses ``tol``.
+
+    Returns
+    -------
+    OTResult
+        ``cost`` and ``objective`` hold :math:`S_\varepsilon` (``[B]`` or 0-d),
+        ``marginal_error`` the largest error of the three plans and ``converged`` whether all
+        three converged.
 
     See Also
     --------
-    sinkhorn : the entropic OT problem each term solves.
+    sinkhorn : The entropic OT problem each term solves.
+    otlens.ot.exact_ot : Unregularised OT (network simplex).
+    otlens.ot.hiref : A bijection between equal-size clouds (Hierarchical Refinement).
+    otlens.ot.frlc : A low-rank coupling (FRLC).
+    otlens.ot.solve : One entry point (``method="divergence"`` runs this function).
     """
     reg = check_positive(reg, "reg")
     opts = _solver_options(max_iter, tol, eps_scaling, stage_iter, mode, chunk_size, anderson)

@@ -21,17 +21,42 @@ __all__ = ["exact_ot"]
 
 def exact_ot(x: Any = None, y: Any = None, *, cost: Any = None, a: Any = None, b: Any = None,
              max_iter: int = 1_000_000, return_plan: bool = False, warn: bool = True) -> OTResult:
-    """Exact (unregularised) OT cost with POT's network simplex (``ot.emd``), in float64.
+    r"""Exact (unregularised) OT cost with POT's network simplex (``ot.emd``), in float64.
 
-    Meant for small clouds (a few thousand points): the plan is dense ``n × m``. Takes two
-    clouds ``x``, ``y`` (squared Euclidean cost) or a cost matrix ``cost`` (``[n, m]`` or
-    ``[B, n, m]``). ``converged`` is False, with a :class:`~otlens.exceptions.ConvergenceWarning`
-    unless ``warn=False``, when the simplex stopped at ``max_iter`` before optimality (POT's own
-    warning is not passed on). ``marginal_error`` is the sum of both marginals' L1 errors.
+    Meant for small clouds (a few thousand points): the plan is dense ``n × m``.
+
+    Parameters
+    ----------
+    x : array-like, [n, d] or [B, n, d], optional
+        Source points (squared Euclidean cost); omit when ``cost`` is given.
+    y : array-like, [m, d] or [B, m, d], optional
+        Target points.
+    cost : array-like, [n, m] or [B, n, m], optional
+        A cost matrix (or a stack of them) instead of ``x`` and ``y``.
+    a, b : array-like, [n] / [m] or [B, n] / [B, m], optional
+        Point weights summing to one; uniform when omitted.
+    max_iter : int
+        Maximum network-simplex iterations.
+    return_plan : bool
+        Also return the coupling ``[.., n, m]``.
+    warn : bool
+        Emit a :class:`~otlens.exceptions.ConvergenceWarning` when the simplex stopped at
+        ``max_iter`` before optimality (POT's own warning is not passed on).
+
+    Returns
+    -------
+    OTResult
+        ``cost`` = ``objective`` :math:`\langle P, C\rangle` (``[B]`` or 0-d, float64),
+        ``converged`` False when ``max_iter`` stopped the simplex, ``marginal_error`` the sum
+        of both marginals' L1 errors, and ``plan`` with ``return_plan=True``.
 
     See Also
     --------
-    sinkhorn : entropic OT, batched, on any device.
+    otlens.ot.sinkhorn : Entropic OT, batched, on any device.
+    otlens.ot.sinkhorn_divergence : The debiased entropic divergence.
+    otlens.ot.hiref : A bijection between equal-size clouds in linear memory (Hierarchical Refinement).
+    otlens.ot.frlc : A low-rank coupling for large clouds (FRLC).
+    otlens.ot.solve : One entry point (``method="exact"`` runs this function).
     """
     import ot  # POT: imported on use, to keep `import otlens` light
 

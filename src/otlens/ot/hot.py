@@ -102,6 +102,23 @@ def as_layers(x: Any, name: str = "x") -> list[np.ndarray]:
     Accepts an :class:`~otlens.activations.Activations` (its pooled block outputs, embedding
     excluded), a 3-D array ``[L, T, n]``, or a sequence of 2-D arrays ``[T, n_l]`` (widths may
     differ, as for brain regions).
+
+    Parameters
+    ----------
+    x : Activations, array [L, T, n] or sequence of [T, n_l]
+        The system's responses to ``T`` stimuli.
+    name : str
+        How error messages name ``x``.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One float64 array ``[T, n_l]`` per layer.
+
+    Raises
+    ------
+    ValueError
+        If a layer is not 2-D, holds NaN / inf, or the layers disagree on ``T``.
     """
     if callable(getattr(x, "pooled", None)):  # an Activations (duck-typed: a solver imports no model code)
         x = x.pooled()[1:]
@@ -141,6 +158,22 @@ def split_stimuli(n_stimuli: int, *, train_fraction: float = 0.8, seed: int = 0)
     """Random train / held-out split of ``range(n_stimuli)`` (sorted indices), by ``seed``.
 
     At least 3 training stimuli (a correlation needs them) and 2 held-out ones are required.
+
+    Parameters
+    ----------
+    n_stimuli : int
+        Number of stimuli.
+    train_fraction : float
+        Fraction of them in the training split, in ``(0, 1)``.
+    seed : int
+        Seed of the random split.
+
+    Returns
+    -------
+    train : numpy.ndarray, [n_train]
+        Sorted training indices.
+    heldout : numpy.ndarray, [n_stimuli - n_train]
+        Sorted held-out indices.
     """
     n_stimuli = check_int(n_stimuli, "n_stimuli", minimum=1)
     train_fraction = float(train_fraction)
@@ -178,10 +211,20 @@ def _unit_vectors(z: np.ndarray) -> np.ndarray:
 
 
 def correlation_costs(source: Any, target: Any) -> np.ndarray:
-    """Correlation-distance costs of every layer pair, from one matrix product.
+    r"""Correlation-distance costs of every layer pair, from one matrix product.
 
-    Returns an object array ``[L, M]`` whose entry ``(l, m)`` is the ``[n_l, n_m]`` matrix
-    :math:`1 - \\rho` over the stimuli given (units constant over them count as uncorrelated).
+    Parameters
+    ----------
+    source : Activations, array [L, T, n] or list of [T, n_l]
+        The source system's responses to ``T`` stimuli.
+    target : Activations, array [M, T, n] or list of [T, n_m]
+        The target system's responses to the same stimuli.
+
+    Returns
+    -------
+    numpy.ndarray, [L, M], dtype object
+        Entry ``(l, m)`` is the ``[n_l, n_m]`` matrix :math:`1 - \rho` over the stimuli given
+        (units constant over them count as uncorrelated).
     """
     src, tgt = as_layers(source, "source"), as_layers(target, "target")
     check_pair(src, tgt)
@@ -212,7 +255,7 @@ def _correlation_blocks(us: list[np.ndarray], vs: list[np.ndarray]) -> np.ndarra
 
 
 def uniform_ot(cost: Any, *, max_replication: int = 0) -> tuple[np.ndarray, float]:
-    """Exact OT plan with uniform marginals ``1/n``, ``1/m`` for an ``[n, m]`` cost; returns ``(plan, cost)``.
+    r"""Exact OT plan with uniform marginals ``1/n``, ``1/m`` for an ``[n, m]`` cost.
 
     With ``k = lcm(n, m)``, repeating each row ``k/n`` times and each column ``k/m`` times turns
     the problem into a ``k × k`` assignment whose optimal permutation, summed back into blocks
@@ -222,6 +265,20 @@ def uniform_ot(cost: Any, *, max_replication: int = 0) -> tuple[np.ndarray, floa
     problem (:func:`otlens.ot.exact_ot`). Measured on correlation costs of real layers (384 × 768): the simplex is faster on
     the plain costs (default 0: equal widths only), the replicated assignment on the rotated
     costs of HOT+R (which passes 2).
+
+    Parameters
+    ----------
+    cost : array-like, [n, m]
+        Cost matrix.
+    max_replication : int
+        Use the replicated assignment when ``lcm(n, m) <= max_replication * max(n, m)``.
+
+    Returns
+    -------
+    plan : numpy.ndarray, [n, m]
+        An optimal plan (rows sum to ``1/n``, columns to ``1/m``).
+    cost : float
+        Its cost :math:`\langle P, C\rangle`.
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -245,7 +302,18 @@ def uniform_ot(cost: Any, *, max_replication: int = 0) -> tuple[np.ndarray, floa
 
 
 def outer_ot(cost: Any) -> np.ndarray:
-    """Exact OT plan for an ``[L, M]`` layer cost with row sums ``1/L`` and column sums ``1/M``."""
+    """Exact OT plan for an ``[L, M]`` layer cost with row sums ``1/L`` and column sums ``1/M``.
+
+    Parameters
+    ----------
+    cost : array-like, [L, M]
+        Inner costs of the layer pairs.
+
+    Returns
+    -------
+    numpy.ndarray, [L, M]
+        The layer coupling :math:`P`.
+    """
     c = np.asarray(cost, dtype=np.float64)
     if c.ndim != 2 or not np.isfinite(c).all():
         raise ValueError(f"`cost` must be a finite 2-D [L, M] matrix; got shape {c.shape}")
@@ -274,6 +342,18 @@ def procrustes(m: np.ndarray, *, rtol: float = 1e-10) -> np.ndarray:
     When ``m`` is rank-deficient (more units than training stimuli) the rest of ``R`` is not
     determined by the data; it is chosen to maximise ``tr(R)``, so directions the training
     stimuli do not constrain are left unrotated rather than rotated at random.
+
+    Parameters
+    ----------
+    m : numpy.ndarray, [n, n]
+        The cross-covariance to align.
+    rtol : float
+        Singular values below ``rtol`` times the largest count as zero.
+
+    Returns
+    -------
+    numpy.ndarray, [n, n]
+        The orthogonal matrix ``R``.
     """
     u, s, vt = np.linalg.svd(m)
     r = int((s > rtol * max(s[0], 1e-300)).sum())
@@ -314,11 +394,11 @@ class HOTAlignment:
 
     Attributes
     ----------
-    P : numpy.ndarray, shape (L, M)
+    P : numpy.ndarray, [L, M]
         Layer coupling (rows sum to ``1/L``, columns to ``1/M``).
     Q : tuple of tuples of numpy.ndarray
         ``Q[l][m]`` is the ``[n_l, n_m]`` unit coupling of the pair (rows ``1/n_l``, columns ``1/n_m``).
-    cost : numpy.ndarray, shape (L, M)
+    cost : numpy.ndarray, [L, M]
         Inner costs ``<Q, C>`` (for HOT+R, after rotation).
     R : tuple of tuples of numpy.ndarray or None
         HOT+R only: ``R[l][m]`` is the ``[n_l, n_l]`` orthogonal rotation of the source units.
@@ -326,6 +406,9 @@ class HOTAlignment:
         ``"exact"`` or ``"entropic"``.
     converged : bool
         Every inner problem (and rotation loop) reached its tolerance.
+    source_scalers, target_scalers : tuple
+        Per layer, the standardisation (mean and scale per unit) fitted on the training stimuli;
+        :meth:`standardize_source` and :meth:`standardize_target` apply them.
     units_kept : bool
         Whether ``Q`` (and ``R``) are held; False for an alignment reduced by
         :meth:`without_units` (layer coupling and costs only), which cannot reconstruct.
@@ -343,6 +426,7 @@ class HOTAlignment:
 
     @property
     def rotation(self) -> bool:
+        """Whether this is a HOT+R alignment (it holds rotations ``R``)."""
         return self.R is not None
 
     def without_units(self) -> "HOTAlignment":
@@ -363,16 +447,50 @@ class HOTAlignment:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(L, M)``: the numbers of source and target layers."""
         return self.P.shape
 
     def standardize_source(self, source: Any) -> list[np.ndarray]:
-        """Source layers in the training standardisation (the space predictions live in)."""
+        """Source layers in the training standardisation (the space predictions live in).
+
+        Parameters
+        ----------
+        source : Activations, array [L, T, n] or list of [T, n_l]
+            The source system's responses to any ``T`` stimuli (layers as in :func:`as_layers`).
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One ``[T, n_l]`` array per source layer, standardised with the training statistics.
+
+        Raises
+        ------
+        ValueError
+            If the number of layers differs from the fitted one.
+        """
         src = as_layers(source, "source")
         if len(src) != len(self.source_scalers):
             raise ValueError(f"expected {len(self.source_scalers)} source layers; got {len(src)}")
         return [s(x) for s, x in zip(self.source_scalers, src)]
 
     def standardize_target(self, target: Any) -> list[np.ndarray]:
+        """Target layers in the training standardisation (the space :func:`reconstruct` reads them in).
+
+        Parameters
+        ----------
+        target : Activations, array [M, T, n] or list of [T, n_m]
+            The target system's responses to any ``T`` stimuli.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One ``[T, n_m]`` array per target layer, standardised with the training statistics.
+
+        Raises
+        ------
+        ValueError
+            If the number of layers, or a layer's width, differs from the fitted ones.
+        """
         tgt = as_layers(target, "target")
         if len(tgt) != len(self.target_scalers):
             raise ValueError(f"expected {len(self.target_scalers)} target layers; got {len(tgt)}")
@@ -422,6 +540,16 @@ def hot_align(
         workers (the layers' unit vectors are scattered once; each task builds its correlation
         block and returns the plan's nonzeros). Same plans as without a client, up to the
         rounding of the correlation products.
+
+    Returns
+    -------
+    HOTAlignment
+        The layer coupling ``P``, the unit couplings ``Q`` (and rotations ``R`` for HOT+R), and
+        the training standardisation of both systems.
+
+    See Also
+    --------
+    reconstruct : Predict the source layers from the target's responses through the alignment.
     """
     from tqdm.auto import tqdm
 
@@ -547,6 +675,20 @@ def variant_coupling(alignment: HOTAlignment, variant: str = "hot", *, seed: int
     (seeded), so every source layer gets another layer's row. ``single-best``: each row's
     largest entry of :math:`P`, alone. ``pairwise``: each source layer's lowest inner cost,
     chosen independently of the others.
+
+    Parameters
+    ----------
+    alignment : HOTAlignment
+        The fitted alignment.
+    variant : {"hot", "perm-p", "single-best", "pairwise"}
+        Which layer weights (above).
+    seed : int
+        Seed of the derangement of ``"perm-p"``.
+
+    Returns
+    -------
+    numpy.ndarray, [L, M]
+        The layer weights :math:`W`.
     """
     check_choice(variant, "variant", VARIANTS)
     P = alignment.P
@@ -565,9 +707,26 @@ def reconstruct(alignment: HOTAlignment, target: Any, *, variant: str = "hot", s
                 layers: Sequence[int] | None = None) -> list[np.ndarray]:
     r"""Predict the source layers from target responses: :math:`\hat X_\ell = L \sum_m W_{\ell m} Y_m (n_\ell Q_{\ell m})^\top [R_{\ell m}^\top]`.
 
-    ``target`` holds the target system's responses to any stimuli (e.g. held-out ones);
-    predictions are in the source's training standardisation (compare with
-    :meth:`HOTAlignment.standardize_source`). ``layers`` restricts to some source layers.
+    Predictions are in the source's training standardisation (compare with
+    :meth:`HOTAlignment.standardize_source`).
+
+    Parameters
+    ----------
+    alignment : HOTAlignment
+        The fitted alignment.
+    target : Activations, array [M, T, n] or list of [T, n_m]
+        The target system's responses to any ``T`` stimuli (e.g. held-out ones).
+    variant : {"hot", "perm-p", "single-best", "pairwise"}
+        The layer weights :math:`W` (see :func:`variant_coupling`).
+    seed : int
+        Seed of the ``"perm-p"`` variant.
+    layers : sequence of int, optional
+        Restrict to these source layers (default: all).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One predicted ``[T, n_l]`` array per source layer asked for.
     """
     if not alignment.units_kept:
         raise ValueError("this alignment was reduced with without_units(): its unit couplings were not kept, so "
@@ -593,8 +752,21 @@ def reconstruction_scores(actual: Sequence[np.ndarray], predicted: Sequence[np.n
                           per_unit: bool = False) -> np.ndarray | list[np.ndarray]:
     """Pearson correlation, over stimuli, of each actual unit with its prediction.
 
-    Returns the mean per layer ``[L]`` (units whose actual or predicted response is constant
-    are left out), or with ``per_unit=True`` the list of per-unit correlations (NaN for those).
+    Parameters
+    ----------
+    actual : sequence of numpy.ndarray
+        Per layer, the actual ``[T, n_l]`` responses (standardised as the predictions).
+    predicted : sequence of numpy.ndarray
+        Per layer, the predicted ``[T, n_l]`` responses (:func:`reconstruct`).
+    per_unit : bool
+        Return every unit's correlation instead of the layer means.
+
+    Returns
+    -------
+    numpy.ndarray or list of numpy.ndarray
+        The mean per layer ``[L]`` (units whose actual or predicted response is constant are
+        left out), or with ``per_unit=True`` the list of per-unit correlations ``[n_l]`` (NaN
+        for those).
     """
     if len(actual) != len(predicted):
         raise ValueError(f"got {len(actual)} actual and {len(predicted)} predicted layers")

@@ -67,9 +67,12 @@ class FRLCResult(OTResult):
 
     Attributes
     ----------
-    Q : torch.Tensor, shape (n, r)
-    R : torch.Tensor, shape (m, r)
-    T : torch.Tensor, shape (r, r)
+    Q : torch.Tensor, [n, r]
+        Source factor: row sums are the source weights, column sums the inner marginal :math:`g_Q`.
+    R : torch.Tensor, [m, r]
+        Target factor: row sums are the target weights, column sums :math:`g_R`.
+    T : torch.Tensor, [r, r]
+        Latent coupling between the two inner marginals.
     """
 
     Q: torch.Tensor | None = None
@@ -77,7 +80,13 @@ class FRLCResult(OTResult):
     T: torch.Tensor | None = None
 
     def plan_matrix(self) -> torch.Tensor:
-        """The dense ``n × m`` coupling (for small problems and tests only)."""
+        r"""The dense ``n × m`` coupling (for small problems and tests only).
+
+        Returns
+        -------
+        torch.Tensor, [n, m]
+            :math:`P = Q \operatorname{diag}(1/g_Q)\, T \operatorname{diag}(1/g_R) R^\top`.
+        """
         gq, gr = self.Q.sum(0), self.R.sum(0)
         return (self.Q / gq) @ self.T @ (self.R / gr).T
 
@@ -86,6 +95,22 @@ def cost_factors(x: torch.Tensor, y: torch.Tensor, cost: str = "sqeuclidean") ->
     r"""Factors ``A [n, k]``, ``B [m, k]`` with :math:`C \approx A B^\top`, never forming ``C``.
 
     ``"sqeuclidean"``: exact, :math:`k = d + 2`, after centring both clouds on their joint mean.
+
+    Parameters
+    ----------
+    x : torch.Tensor, [n, d]
+        Source points.
+    y : torch.Tensor, [m, d]
+        Target points.
+    cost : {"sqeuclidean"}
+        Ground cost.
+
+    Returns
+    -------
+    A : torch.Tensor, [n, k]
+        Source factor.
+    B : torch.Tensor, [m, k]
+        Target factor.
     """
     check_choice(cost, "cost", COSTS)
     centre = torch.cat([x, y]).mean(0, keepdim=True)
@@ -166,11 +191,13 @@ def frlc(
 
     Parameters
     ----------
-    x : array-like, shape (n, d)
-    y : array-like, shape (m, d)
+    x : array-like, [n, d]
+        Source points.
+    y : array-like, [m, d]
+        Target points.
     rank : int
         Rank :math:`r` of the coupling, ``1 <= r <= min(n, m)``.
-    a, b : array-like, shape (n,) / (m,), optional
+    a, b : array-like, [n] / [m], optional
         Point weights summing to one (uniform when omitted).
     cost : {"sqeuclidean"}
         Ground cost, through its exact low-rank factors (:func:`cost_factors`). The Euclidean
@@ -187,7 +214,7 @@ def frlc(
         Scaling iterations of each projection.
     seed : int
         Seed of the random initial factors.
-    dtype, device :
+    dtype, device : torch.dtype, str or torch.device, optional
         Computation dtype (default: the input's float dtype) and device.
     warn : bool
         Emit a :class:`~otlens.exceptions.ConvergenceWarning` if ``tol`` is not reached.
@@ -202,6 +229,14 @@ def frlc(
     ------
     ValueError
         On NaN / inf, mismatched dimensions, ``rank`` outside ``[1, min(n, m)]``, or bad weights.
+
+    See Also
+    --------
+    otlens.ot.sinkhorn : Entropic OT with a full-rank (dense or chunked) plan.
+    otlens.ot.sinkhorn_divergence : The debiased entropic divergence.
+    otlens.ot.exact_ot : Exact OT (network simplex), the small-case reference.
+    otlens.ot.hiref : A bijection between equal-size clouds in linear memory (Hierarchical Refinement).
+    otlens.ot.solve : One entry point (``method="frlc"`` runs this function).
 
     Examples
     --------

@@ -15,7 +15,7 @@ functions pass) is at least as strict as POT. In float32, errors below about 1e-
 reachable by either library: pass ``stopThr=1e-5`` there, or float64 inputs.
 
 Not supported (a ``ValueError`` says so rather than ignoring it): several target histograms
-at once (``b`` of shape ``(m, k)``; pass a stack of problems to :func:`otlens.sinkhorn`
+at once (``b`` of ``[m, k]``; pass a stack of problems to :func:`otlens.sinkhorn`
 instead), methods other than the Sinkhorn variants, and keyword arguments this module does not
 know.
 """
@@ -87,11 +87,11 @@ def sinkhorn(a: Any, b: Any, M: Any, reg: float, method: str = "sinkhorn", numIt
 
     Parameters
     ----------
-    a : array-like, shape (n,)
+    a : array-like, [n]
         Source weights summing to one; ``[]`` for uniform.
-    b : array-like, shape (m,)
+    b : array-like, [m]
         Target weights summing to one; ``[]`` for uniform.
-    M : array-like, shape (n, m)
+    M : array-like, [n, m]
         Cost matrix.
     reg : float
         Entropic regularisation (absolute, in the units of ``M``).
@@ -110,10 +110,13 @@ def sinkhorn(a: Any, b: Any, M: Any, reg: float, method: str = "sinkhorn", numIt
         Warn when ``stopThr`` was not reached.
     warmstart : tuple of array-like, optional
         Logs of the scalings ``(log u, log v)``, as POT takes them.
+    **kwargs
+        Accepted for POT's signature; any keyword here is an error (:func:`otlens.ot.sinkhorn`
+        takes every option).
 
     Returns
     -------
-    gamma : array-like, shape (n, m)
+    gamma : array-like, [n, m]
         The plan (numpy for numpy inputs, torch for torch inputs); with ``log``, ``(gamma, log)``.
 
     See Also
@@ -131,9 +134,37 @@ def sinkhorn2(a: Any, b: Any, M: Any, reg: float, method: str = "sinkhorn", numI
               warmstart: Any = None, **kwargs) -> Any:
     """The entropic transport cost :math:`\\langle P, M\\rangle`, as POT's ``ot.sinkhorn2``.
 
-    Parameters are those of :func:`sinkhorn`. For torch inputs the value is differentiable in
-    ``M``, ``a`` and ``b`` (exact implicit gradients of the optimum, see
-    :func:`otlens.ot.sinkhorn`).
+    For torch inputs the value is differentiable in ``M``, ``a`` and ``b`` (exact implicit
+    gradients of the optimum, see :func:`otlens.ot.sinkhorn`).
+
+    Parameters
+    ----------
+    a : array-like, [n]
+        Source weights summing to one; ``[]`` for uniform.
+    b : array-like, [m]
+        Target weights summing to one; ``[]`` for uniform.
+    M : array-like, [n, m]
+        Cost matrix.
+    reg : float
+        Entropic regularisation (absolute, in the units of ``M``).
+    method : {"sinkhorn", "sinkhorn_knopp", "sinkhorn_log", "sinkhorn_stabilized"}
+        All solve the same problem; ``"sinkhorn_log"`` forces the log domain.
+    numItermax : int
+        Maximum iterations (``max_iter``).
+    stopThr : float
+        Stopping threshold, passed as otlens's ``tol`` (L1 error of both marginals, at least as
+        strict as POT's L2 error of one).
+    verbose : bool
+        Print the iteration count and final error.
+    log : bool
+        Also return a dict (``niter``, ``err``, ``converged``, ``log_u``, ``log_v``, ``u``, ``v``).
+    warn : bool
+        Warn when ``stopThr`` was not reached.
+    warmstart : tuple of array-like, optional
+        Logs of the scalings ``(log u, log v)``, as POT takes them.
+    **kwargs
+        Accepted for POT's signature; any keyword here is an error (:func:`otlens.ot.sinkhorn`
+        takes every option).
 
     Returns
     -------
@@ -166,18 +197,20 @@ def emd(a: Any, b: Any, M: Any, numItermax: int = 100000, log: bool = False, **k
 
     Parameters
     ----------
-    a, b : array-like, shape (n,), (m,)
+    a, b : array-like, [n], [m]
         Weights summing to one; ``[]`` for uniform.
-    M : array-like, shape (n, m)
+    M : array-like, [n, m]
         Cost matrix.
     numItermax : int
         Maximum simplex iterations.
     log : bool
         Also return a dict (``cost``, ``warning``, ``converged``).
+    **kwargs
+        Accepted for POT's signature; any keyword here is an error (see :func:`otlens.ot.exact_ot`).
 
     Returns
     -------
-    gamma : array-like, shape (n, m)
+    gamma : array-like, [n, m]
         The plan, in float64 (numpy for numpy inputs, torch for torch inputs).
 
     See Also
@@ -192,8 +225,21 @@ def emd(a: Any, b: Any, M: Any, numItermax: int = 100000, log: bool = False, **k
 def emd2(a: Any, b: Any, M: Any, numItermax: int = 100000, log: bool = False, **kwargs) -> Any:
     """The exact OT cost :math:`\\langle P, M\\rangle`, as POT's ``ot.emd2``.
 
-    Parameters are those of :func:`emd`. A torch ``M`` that requires grad gets the plan as its
-    gradient (the envelope theorem: a subgradient where the optimal plan is not unique).
+    A torch ``M`` that requires grad gets the plan as its gradient (the envelope theorem: a
+    subgradient where the optimal plan is not unique).
+
+    Parameters
+    ----------
+    a, b : array-like, [n], [m]
+        Weights summing to one; ``[]`` for uniform.
+    M : array-like, [n, m]
+        Cost matrix.
+    numItermax : int
+        Maximum simplex iterations.
+    log : bool
+        Also return a dict (``cost``, ``warning``, ``converged``).
+    **kwargs
+        Accepted for POT's signature; any keyword here is an error (see :func:`otlens.ot.exact_ot`).
 
     Returns
     -------

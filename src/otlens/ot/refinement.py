@@ -121,7 +121,7 @@ class HiRefResult(OTResult):
 
     Attributes
     ----------
-    permutation : torch.Tensor, shape (n,), int64
+    permutation : torch.Tensor, [n], int64
         ``y[permutation[i]]`` is the image of ``x[i]``: the coupling is
         :math:`P_{i, \\sigma(i)} = 1/n`.
     schedule : tuple of int
@@ -145,6 +145,24 @@ def hiref_schedule(n: int, *, leaf_size: int | None = None, d: int = 1, memory_m
     dimensions) fits in ``memory_mb``. The rank of every split is 2; the last entry is the size
     of the blocks solved exactly.
 
+    Parameters
+    ----------
+    n : int
+        Number of points of each cloud.
+    leaf_size : int, optional
+        Size of the blocks solved exactly; ``None`` picks it from ``memory_mb`` (above).
+    d : int
+        Dimension of the points.
+    memory_mb : float
+        Budget for a batch of leaves, in MiB.
+
+    Returns
+    -------
+    tuple of int
+        The largest block size at each level, from ``n`` down to the leaves.
+
+    Examples
+    --------
     >>> hiref_schedule(1000, leaf_size=64)
     (1000, 500, 250, 125, 63)
     """
@@ -193,7 +211,7 @@ def hiref(
 
     Parameters
     ----------
-    x, y : array-like, shape (n, d)
+    x, y : array-like, [n, d]
         The two clouds (same ``n`` and ``d``; any ``n >= 1``), uniform weights.
     cost : {"sqeuclidean", "euclidean"}
         Ground cost :math:`\lVert x - y\rVert^2` or :math:`\lVert x - y \rVert`.
@@ -226,7 +244,7 @@ def hiref(
         Seed of the initial soft assignments; the result is a deterministic function of it.
     memory_mb : float
         Budget for temporary buffers (chunks of points, leaf batches), in MiB.
-    dtype, device :
+    dtype, device : torch.dtype, str or torch.device, optional
         Computation dtype (default: the input's float dtype, float32 for integers) and device.
         The leaves are solved on the CPU in float64.
     progress : bool
@@ -246,6 +264,15 @@ def hiref(
     ------
     ValueError
         If the clouds differ in size or dimension, contain NaN / inf, or a setting is invalid.
+
+    See Also
+    --------
+    otlens.ot.sinkhorn : Entropic OT with a dense (or chunked) plan, any weights, batched.
+    otlens.ot.sinkhorn_divergence : The debiased entropic divergence.
+    otlens.ot.exact_ot : Exact OT (network simplex), the small-case reference.
+    otlens.ot.frlc : A low-rank coupling, for clouds of different sizes or weights (FRLC).
+    otlens.ot.solve : One entry point (``method="hiref"`` runs this function).
+    hiref_schedule : The block sizes of the levels.
 
     Examples
     --------
