@@ -281,7 +281,7 @@ def test_figure_captions_hold_no_colon_space(chapter):
 # ----------------------------------------------------------------------------- figures read in the prose
 ALL_CHAPTERS = sorted((REPO / "notebooks").glob("0[1-6]_*.md"))
 _REF = re.compile(r"\{(?:numref|ref)\}`(?:[^`<]*<)?([\w-]+)>?`")
-_DIRECTIVE_NAME = re.compile(r"^```\{(?:figure|glue:figure)\}[^\n]*\n(?:[^\n]*\n)*?:name: ([\w-]+)", flags=re.M)
+_DIRECTIVE_NAME = re.compile(r"^```\{(?:figure|glue:figure)\}[^\n]*\n(?:[^\n]*\n)*?:name: ([\w-]+)", flags=re.MULTILINE)
 
 
 def figure_labels(chapter: Path) -> list[str]:
