@@ -276,3 +276,79 @@ def test_figure_captions_hold_no_colon_space(chapter):
         caption = meta.get("mystnb", {}).get("figure", {}).get("caption")
         if caption is not None:
             assert isinstance(caption, str) and ": " not in caption, f"{chapter.name}, code cell {i}: {caption!r}"
+
+
+# ----------------------------------------------------------------------------- figures read in the prose
+ALL_CHAPTERS = sorted((REPO / "notebooks").glob("0[1-6]_*.md"))
+_REF = re.compile(r"\{(?:numref|ref)\}`(?:[^`<]*<)?([\w-]+)>?`")
+_DIRECTIVE_NAME = re.compile(r"^```\{(?:figure|glue:figure)\}[^\n]*\n(?:[^\n]*\n)*?:name: ([\w-]+)", flags=re.MULTILINE)
+
+
+def figure_labels(chapter: Path) -> list[str]:
+    """Every figure a chapter source defines: code cells with ``mystnb.figure`` metadata (its
+    ``name``, or ``"<unlabelled: cell i>"`` when it has none) and ``{figure}`` / ``{glue:figure}``
+    directives with a ``:name:``."""
+    import jupytext
+
+    nb = jupytext.read(chapter)
+    labels = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "figure" in cell.metadata.get("mystnb", {}):
+            labels.append(cell.metadata["mystnb"]["figure"].get("name") or f"<unlabelled: cell {i}>")
+        elif cell.cell_type == "markdown":
+            labels += _DIRECTIVE_NAME.findall(cell.source)
+    return labels
+
+
+def prose_references(chapter: Path) -> set[str]:
+    """Labels referred to with ``{numref}`` or ``{ref}`` in the chapter's markdown cells (the prose,
+    not code comments or figure captions)."""
+    import jupytext
+
+    nb = jupytext.read(chapter)
+    return {m for c in nb.cells if c.cell_type == "markdown" for m in _REF.findall(c.source)}
+
+
+def _chapter_cases() -> list:
+    rewritten = pytest.mark.xfail(strict=False, reason="chapter 4 is being rewritten")
+    return [pytest.param(c, id=c.stem, marks=rewritten if c.name.startswith("04_") else ())
+            for c in ALL_CHAPTERS]
+
+
+@pytest.mark.parametrize("chapter", _chapter_cases())
+def test_every_figure_is_referenced_in_the_prose(chapter):
+    labels = figure_labels(chapter)
+    unlabelled = [lb for lb in labels if lb.startswith("<unlabelled")]
+    assert not unlabelled, f"{chapter.name}: figures without a name (give them one): {unlabelled}"
+    assert len(labels) == len(set(labels)), f"{chapter.name}: a figure name is used twice: {labels}"
+    unreferenced = [lb for lb in labels if lb not in prose_references(chapter)]
+    assert not unreferenced, f"{chapter.name}: figures never referred to with {{numref}} in the prose: {unreferenced}"
+
+
+def test_every_chapter_has_figures_to_check():
+    # the label search still finds the chapters' figures (a format change would make the test vacuous)
+    counts = {c.stem: len(figure_labels(c)) for c in ALL_CHAPTERS}
+    assert all(n >= 1 for n in counts.values()), counts
+    assert sum(counts.values()) >= 25, counts
+
+
+def test_the_figure_check_catches_an_unreferenced_figure(tmp_path):
+    source = _chapter("1").read_text()
+    figure = ("\n```{code-cell} ipython3\n---\nmystnb:\n  figure:\n    caption: A new figure.\n"
+              "    name: fig-new\n---\n1 + 1\n```\n")
+    fake = tmp_path / "01_fake.md"
+    fake.write_text(source + figure)
+    with pytest.raises(AssertionError, match="fig-new"):
+        test_every_figure_is_referenced_in_the_prose(fake)
+    fake.write_text(source + figure.replace("    name: fig-new\n", ""))  # no name: named in the failure
+    with pytest.raises(AssertionError, match="without a name"):
+        test_every_figure_is_referenced_in_the_prose(fake)
+    fake.write_text(source + "\n```{figure} a.png\n:name: fig-directive\n\nA caption.\n```\n")
+    with pytest.raises(AssertionError, match="fig-directive"):
+        test_every_figure_is_referenced_in_the_prose(fake)
+    # a mention in a code comment is not a reference; one in the prose is
+    fake.write_text(source + figure.replace("1 + 1", "# {numref}`fig-new`\n1 + 1"))
+    with pytest.raises(AssertionError, match="fig-new"):
+        test_every_figure_is_referenced_in_the_prose(fake)
+    fake.write_text(source + figure + "\n{numref}`Figure %s <fig-new>` shows a new figure.\n")
+    test_every_figure_is_referenced_in_the_prose(fake)
