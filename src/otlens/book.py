@@ -314,6 +314,21 @@ def _page_context(app, pagename, templatename, context, doctree) -> None:
     _point_launch_buttons(app, pagename, context)
 
 
+def _html_handlers_for_singlehtml(app) -> None:
+    """``builder-inited``: give the single-page builder every node handler registered for ``html``.
+
+    Sphinx looks a translator's node handlers up by builder name and falls back to the format
+    (``html``) only when no extension registered anything under that name. sphinx-exercise
+    registers its nodes for ``singlehtml``, so the single-page build (``make pdf``) lost the
+    ``html`` handlers of every other extension and stopped on myst-nb's ``HideCodeCellNode``
+    (the ``hide-input`` cells): "unknown node type".
+    """
+    handlers = app.registry.translation_handlers
+    if app.builder.name == "singlehtml" and "singlehtml" in handlers:
+        for name, pair in handlers.get("html", {}).items():
+            handlers["singlehtml"].setdefault(name, pair)
+
+
 def setup(app) -> dict[str, Any]:
     """Register the extension with Sphinx (``extra_extensions: [otlens.book]``).
 
@@ -337,6 +352,7 @@ def setup(app) -> dict[str, Any]:
     app.add_role("chapter-time", _chapter_time_role)
     app.connect("doctree-read", _fill_chapter_times)
     app.connect("build-finished", _copy_mathjax)
+    app.connect("builder-inited", _html_handlers_for_singlehtml)
     # after the theme's launch buttons (priority 500) and sphinx.ext.mathjax
     app.connect("html-page-context", _page_context, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
