@@ -515,7 +515,13 @@ class AlignmentStudy(StudyResult):
     chapter = "03_attention_as_ot"
 
     def to_frame(self) -> pd.DataFrame:
-        """The scores then the agreements, one tidy table (rows in that order)."""
+        """The scores then the agreements, one tidy table (rows in that order).
+
+        Returns
+        -------
+        pandas.DataFrame
+            :attr:`scores` and :attr:`agreements` concatenated, with a fresh index.
+        """
         return pd.concat([self.scores, self.agreements], ignore_index=True)
 
     def __iter__(self):

@@ -186,6 +186,17 @@ _TIME_KINDS = ("run", "reading")
 def format_duration(seconds: float) -> str:
     """``42 s``, ``4 min 12 s``, ``1 h 03 min``: a wall time for the page.
 
+    Parameters
+    ----------
+    seconds : float
+        The wall time in seconds.
+
+    Returns
+    -------
+    str
+        Whole seconds under a minute (a positive time under half a second shows as ``1 s``),
+        minutes and seconds under an hour, else hours and minutes.
+
     Raises
     ------
     ValueError

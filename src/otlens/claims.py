@@ -715,7 +715,23 @@ _INFO = {c.key: c for c in CLAIMS}
 
 
 def judge_claim(key: str, table: pd.DataFrame | None, bench: pd.DataFrame | None = None) -> Verdict:
-    """The verdict on one claim from its chapter's results table (``None``: the chapter was not run)."""
+    """The verdict on one claim from its chapter's results table (``None``: the chapter was not run).
+
+    Parameters
+    ----------
+    key : str
+        The claim's key in :data:`CLAIMS`.
+    table : pandas.DataFrame or None
+        Its chapter's results table (``None``: the chapter was not run).
+    bench : pandas.DataFrame, optional
+        The benchmark table, for the claims that read it (``hiref_scale``, ``frlc_space``).
+
+    Returns
+    -------
+    otlens.verdicts.Verdict
+        The decision on the claim: "data not available here" when the chapter was not run or its
+        table lacks the rows the claim needs, and "open question" for a claim that is not scored.
+    """
     info = _INFO[key]
     if table is None:
         v = missing(key, f"{info.chapter} has not been run")
@@ -731,14 +747,50 @@ def judge_claim(key: str, table: pd.DataFrame | None, bench: pd.DataFrame | None
 
 
 def judge(chapter: str, table: pd.DataFrame | None, bench: pd.DataFrame | None = None) -> list[Verdict]:
-    """Every claim a chapter decides, from its results table."""
+    """Every claim a chapter decides, from its results table.
+
+    Parameters
+    ----------
+    chapter : str
+        The chapter's notebook stem, a key of :data:`CHAPTER_RULES` (e.g. ``"01_ot_across_depth"``).
+    table : pandas.DataFrame or None
+        The chapter's results table (``None``: the chapter was not run).
+    bench : pandas.DataFrame, optional
+        The benchmark table, for the claims that read it.
+
+    Returns
+    -------
+    list of otlens.verdicts.Verdict
+        One verdict per claim of the chapter (:func:`judge_claim`), in :data:`CHAPTER_RULES`'s order.
+
+    Raises
+    ------
+    ValueError
+        If ``chapter`` is not a key of :data:`CHAPTER_RULES`.
+    """
     if chapter not in CHAPTER_RULES:
         raise ValueError(f"`chapter` must be one of {sorted(CHAPTER_RULES)}; got {chapter!r}")
     return [judge_claim(k, table, bench) for k in CHAPTER_RULES[chapter]]
 
 
 def describe_chapter(chapter: str, table: pd.DataFrame, bench: pd.DataFrame | None = None) -> str:
-    """Markdown of :func:`judge` for a chapter: each claim, how its setting differs, the verdict and its numbers."""
+    """Markdown of :func:`judge` for a chapter: each claim, how its setting differs, the verdict and its numbers.
+
+    Parameters
+    ----------
+    chapter : str
+        The chapter's notebook stem, a key of :data:`CHAPTER_RULES`.
+    table : pandas.DataFrame
+        The chapter's results table.
+    bench : pandas.DataFrame, optional
+        The benchmark table, for the claims that read it.
+
+    Returns
+    -------
+    str
+        The verdicts as Markdown, followed by a **Setting** paragraph: the original studies'
+        setting and this book's.
+    """
     verdicts = judge(chapter, table, bench)
     text = describe_verdicts(verdicts, {k: _INFO[k].claim for k in CHAPTER_RULES[chapter]})
     original = "; ".join(dict.fromkeys(_INFO[v.claim].original for v in verdicts))

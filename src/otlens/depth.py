@@ -720,7 +720,13 @@ class DepthStudy(StudyResult):
     chapter = "01_ot_across_depth"
 
     def to_frame(self) -> pd.DataFrame:
-        """The profiles then the entropies, one tidy table (rows in that order)."""
+        """The profiles then the entropies, one tidy table (rows in that order).
+
+        Returns
+        -------
+        pandas.DataFrame
+            :attr:`profiles` and :attr:`entropies` concatenated, with a fresh index.
+        """
         return pd.concat([self.profiles, self.entropies], ignore_index=True)
 
     def __iter__(self):

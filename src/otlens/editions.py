@@ -59,6 +59,7 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
     Returns
     -------
     dict
+        The record's fields, every one of :data:`RECORD_FIELDS` among them.
 
     Raises
     ------
@@ -212,6 +213,8 @@ def recorded_chapters(root: str | os.PathLike) -> dict[str, dict[str, Any]]:
     Returns
     -------
     dict
+        Chapter stem (its folder's name) -> its :func:`read_record`, in stem order; empty when
+        nothing is recorded.
     """
     base = Path(root) / RECORDED_DIR
     return {p.parent.name: read_record(p) for p in sorted(base.glob("*/run.json"))}
@@ -228,6 +231,8 @@ def recorded_size_mb(root: str | os.PathLike) -> float:
     Returns
     -------
     float
+        The total size of the files under ``<root>/paper/``, in MB (10⁶ bytes); 0 when the
+        folder does not exist.
     """
     base = Path(root) / RECORDED_DIR
     return sum(p.stat().st_size for p in base.rglob("*") if p.is_file()) / 1e6 if base.is_dir() else 0.0
@@ -312,6 +317,27 @@ def build_edition(edition: str, root: str | os.PathLike | None = None, *, strict
     """Stage an edition (:func:`stage_edition`) and build its HTML; returns its ``index.html``.
 
     The paper edition is ``_build/editions/paper/_build/html``; nothing is executed.
+
+    Parameters
+    ----------
+    edition : str
+        ``"quick"`` or ``"paper"``.
+    root : path, optional
+        The project root (found from the working directory by default).
+    strict : bool, default True
+        Fail on any Sphinx warning (:func:`otlens.runner.run_jupyter_book`).
+
+    Returns
+    -------
+    pathlib.Path
+        The built edition's ``index.html``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown edition.
+    FileNotFoundError
+        If a chapter has neither a recording nor an executed quick run.
     """
     staged = stage_edition(edition, root)
     run_jupyter_book(staged, builder="html", strict=strict)

@@ -434,7 +434,13 @@ class PairStudy(StudyResult):
         return hot_study(self.scores)
 
     def to_frame(self) -> pd.DataFrame:
-        """The scores, the coupling shapes and their null, one tidy table (rows in that order)."""
+        """The scores, the coupling shapes and their null, one tidy table (rows in that order).
+
+        Returns
+        -------
+        pandas.DataFrame
+            :attr:`scores`, :attr:`couplings` and :attr:`null` concatenated, with a fresh index.
+        """
         return pd.concat([self.scores, self.couplings, self.null], ignore_index=True)
 
     def __iter__(self):
@@ -566,6 +572,22 @@ def coupling_null(fits: dict, *, n_perm: int = 1000, seed: int = 0) -> pd.DataFr
     times and the rank correlation of the shuffled centres with depth recomputed
     (:func:`coupling_shape`); rows ``experiment="coupling_null"``, metrics ``order_q95`` and
     ``order_mean``.
+
+    Parameters
+    ----------
+    fits : dict
+        ``{pair: {(rotation, split): HOTAlignment}}`` (:attr:`PairStudy.fits`); each pair's
+        ``(False, 0)`` fit (plain HOT, split 0) is used.
+    n_perm : int, default 1000
+        Shuffles per pair.
+    seed : int, default 0
+        Seed of the shuffles (one generator for all pairs, in ``fits``' order).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Two tidy rows per pair (``model`` = the pair, ``layer`` = -1, an ``n_perm`` column): the
+        95% quantile and the mean of the shuffled statistic (NaN statistics counted as 0).
     """
     rng = np.random.default_rng(seed)
     rows = []

@@ -163,6 +163,11 @@ def plot_style() -> Iterator[None]:
     sizes of the figure system (:data:`FONT_SIZES`, :data:`DISPLAY_DPI`, 2× ``savefig.dpi``)
     inside :func:`matplotlib.rc_context`, so the previous rcParams come back on exit.
 
+    Yields
+    ------
+    None
+        Control returns to the ``with`` block with the style applied.
+
     Examples
     --------
     >>> with plot_style():
@@ -581,10 +586,9 @@ _LINE_PARAMS = """
     Returns
     -------
     matplotlib.figure.Figure
-        The figure, one axes per panel, the legend under the panels.
-
-    A ``df`` without rows (a selection the run did not compute, such as a method left out of a
-    chapter's ``methods``) gives one empty panel that says so, not an error.
+        The figure, one axes per panel, the legend under the panels. A ``df`` without rows (a
+        selection the run did not compute, such as a method left out of a chapter's
+        ``methods``) gives one empty panel that says so, not an error.
 
     Raises
     ------
@@ -731,7 +735,7 @@ def plot_layer_heatmap(
 
     Parameters
     ----------
-    matrix : array-like, torch.Tensor or pandas.DataFrame, shape (n_rows, n_cols)
+    matrix : array-like, torch.Tensor or pandas.DataFrame, [n_rows, n_cols]
         The values (usually square, ``[n_layers, n_layers]``). A DataFrame's index and
         columns are used as tick labels unless ``labels`` is given.
     labels : sequence or (row_labels, col_labels), optional
@@ -806,6 +810,28 @@ def plot_layer_heatmaps(
     panel has its own colour scale and colour bar, so every matrix's structure is visible even
     when their ranges differ by orders of magnitude; ``shared_scale=True`` puts them all on one
     scale (to compare levels across panels).
+
+    Parameters
+    ----------
+    matrices : dict of str to array-like
+        Panel title -> a matrix accepted by :func:`plot_layer_heatmap` (``[n_rows, n_cols]``),
+        drawn in the dict's order.
+    title : str, optional
+        Figure title above the panels.
+    cmap : str, default "viridis"
+        Colour map.
+    cbar_label : str, default "debiased OT divergence"
+        Label of each panel's colour bar.
+    shared_scale : bool, default False
+        Put every panel on one colour scale (the smallest to the largest value over all
+        matrices) instead of one scale per panel.
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, one heatmap axes (with its colour bar) per matrix.
 
     Raises
     ------
@@ -934,6 +960,24 @@ def plot_depth_error(df: pd.DataFrame, *, metric: str = "plan_error", title: str
 
     ``df`` is :func:`otlens.attention_ot.sorting_study`'s table; bands are 95% intervals over
     seeds. The panels share the y axis; the legend is under them.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Tidy rows with columns ``layer`` (the depth or iteration count), ``method``, ``n``,
+        ``metric`` and ``value``; rows at ``layer`` 0 are left out (a log axis has no 0).
+    metric : str, default "plan_error"
+        The metric drawn; the y axis is logarithmic unless it is ``"sort_accuracy"`` or
+        ``"sorted"``.
+    title : str, optional
+        Figure title above the panels.
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, one axes per list length.
     """
     data = _prepare(df, metric=metric, columns=["layer", "method", "n"])
     data = data[data["layer"] > 0]
@@ -962,6 +1006,25 @@ def plot_sorted_lists(examples: Sequence[tuple[Any, Any]], *, title: str | None 
     ``examples`` holds ``(values, rank)`` pairs: ``rank[i]`` is the position the transformer
     gives ``values[i]``. Each panel plots the values at their input index (grey) and at their
     output position (colour): a correct sort is an increasing curve.
+
+    Parameters
+    ----------
+    examples : sequence of (array-like, array-like)
+        ``(values, rank)`` pairs, one panel each (:func:`otlens.attention_ot.sort_examples`).
+    title : str, optional
+        Figure title above the panels.
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, one axes per list, each titled with its length and whether it was sorted.
+
+    Raises
+    ------
+    ValueError
+        If ``examples`` is empty.
     """
     if not examples:
         raise ValueError("`examples` must hold at least one (values, rank) pair")
@@ -988,6 +1051,31 @@ def plot_alignment_maps(maps: dict, source_words: Sequence[str], target_words: S
     Gold links, if given as a set of ``(i, j)``, are marked with red dots. Panels a row: as many
     (up to 3, at least 2) as let every source word be labelled at 8 pt; where the words do not
     fit, every k-th word is labelled.
+
+    Parameters
+    ----------
+    maps : dict of str to array-like
+        Panel title -> a ``[n_source, n_target]`` matrix (array or tensor).
+    source_words : sequence of str
+        The source words (columns), ``n_source`` of them.
+    target_words : sequence of str
+        The target words (rows), ``n_target`` of them.
+    gold : set of (int, int), optional
+        Gold links ``(i, j)`` (source word ``i``, target word ``j``), marked with red dots.
+    title : str, optional
+        Figure title above the panels.
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, one axes per map.
+
+    Raises
+    ------
+    ValueError
+        If ``maps`` is empty or a map's shape is not ``[n_source, n_target]``.
     """
     if not maps:
         raise ValueError("`maps` must hold at least one matrix")
@@ -1025,7 +1113,28 @@ def plot_alignment_maps(maps: dict, source_words: Sequence[str], target_words: S
 def plot_alignment_by_layer(df: pd.DataFrame, *, metric: str = "accuracy", hue: str = "method",
                             ylabel: str | None = None, title: str | None = None,
                             full_width: bool = False) -> Figure:
-    """A per-layer alignment score (or agreement), one line per ``hue`` value, legend beside it."""
+    """A per-layer alignment score (or agreement), one line per ``hue`` value, legend beside it.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Tidy rows with columns ``layer``, ``metric``, ``value`` and the ``hue`` column.
+    metric : str, default "accuracy"
+        The metric drawn.
+    hue : str, default "method"
+        The column whose values get one line each.
+    ylabel : str, optional
+        Label of the y axis (default: from :data:`METRIC_LABELS`, else the metric's name).
+    title : str, optional
+        Axes title.
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, one axes.
+    """
     data = _prepare(df, metric=metric, columns=["layer", hue])
     with plot_style():
         fig, ax = _figure(FULL_WIDTH_IN, 3.2, full_width=full_width)
@@ -1055,6 +1164,31 @@ def plot_couplings(couplings: dict[str, Any], *, title: str | None = None,
     ``couplings`` maps a panel title to an ``[L, M]`` coupling ``P``. Each row is shown as the
     share of that source layer's mass (``L · P``, rows sum to 1), on one 0–1 colour scale with
     one colour bar for all panels. Panels keep the caller's order.
+
+    Parameters
+    ----------
+    couplings : dict of str to array-like
+        Panel title -> an ``[L, M]`` coupling ``P`` (array or tensor).
+    title : str, optional
+        Figure title above the panels.
+    xlabel : str, default "target layer"
+        Label of each panel's x axis.
+    ylabel : str, default "source layer"
+        Label of the y axis of the first panel of each row.
+    cbar_label : str, default "share of the source layer's mass"
+        Label of the shared colour bar.
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, one axes per coupling and the colour bar under them.
+
+    Raises
+    ------
+    ValueError
+        If ``couplings`` is not a non-empty dict, or a coupling is not a finite 2-D array.
     """
     if not isinstance(couplings, dict) or not couplings:
         raise ValueError(f"`couplings` must be a non-empty dict of title -> [L, M] matrix; got {type(couplings).__name__}")
@@ -1083,6 +1217,31 @@ def plot_reconstruction(actual: Any, predicted: Any, *, n_units: int = 6, seed: 
 
     ``actual`` and ``predicted`` are ``[n_stimuli, n_units]`` (one layer); ``n_units`` units
     are drawn at random (seeded) and the legend gives each one's Pearson correlation.
+
+    Parameters
+    ----------
+    actual : array-like, [n_stimuli, n_units]
+        One layer's held-out responses.
+    predicted : array-like, [n_stimuli, n_units]
+        Their reconstruction from the target.
+    n_units : int, default 6
+        Units drawn (all of them when there are fewer).
+    seed : int, default 0
+        Seed of the draw.
+    title : str, optional
+        Axes title.
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, one axes.
+
+    Raises
+    ------
+    ValueError
+        If ``actual`` and ``predicted`` are not 2-D arrays of one shape, or ``n_units`` < 1.
     """
     a, p = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
     if a.ndim != 2 or a.shape != p.shape:
@@ -1131,10 +1290,23 @@ def plot_loss_curve(log: pd.DataFrame, *, title: str | None = None, smooth: int 
         Columns ``step, metric, value`` with ``metric`` in ``train_loss`` / ``val_loss``
         (:attr:`otlens.training.TrainingRun.log`); an optional ``model`` column draws one curve
         per model.
+    title : str, optional
+        Axes title.
     smooth : int, default 20
         Rolling-mean window of the training loss (in steps).
     full_width : bool, default False
         Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, one axes.
+
+    Raises
+    ------
+    ValueError
+        If ``log`` is not a DataFrame with columns ``step``, ``metric``, ``value``, or
+        ``smooth`` < 1.
     """
     if not isinstance(log, pd.DataFrame) or not {"step", "metric", "value"} <= set(log.columns):
         raise ValueError("`log` must be a DataFrame with columns step, metric, value")
@@ -1168,6 +1340,25 @@ def plot_checkpoint_heatmap(df: pd.DataFrame, *, metric: str, title: str | None 
 
     ``df`` holds rows of one model with columns ``step, layer, metric, value`` (and ``val_loss``);
     values are averaged over seeds.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Tidy rows of one model; with a ``val_loss`` column each row label shows its checkpoint's
+        validation loss.
+    metric : str
+        The metric drawn.
+    title : str, optional
+        Axes title.
+    label : str, optional
+        Colour-bar label (default: from :data:`METRIC_LABELS`, else the metric's name).
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, the heatmap axes and its colour bar.
     """
     data = _prepare(df, metric=metric, columns=["step", "layer", "value"])
     mat = data.groupby(["step", "layer"])["value"].mean().unstack("layer").sort_index()
@@ -1192,6 +1383,29 @@ def plot_over_training(df: pd.DataFrame, *, metrics: Sequence[str], title: str |
 
     Light = early, dark = late; the legend of steps is under the panels. ``df`` holds rows of
     one model with columns ``step, layer, metric, value`` (seeds averaged).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Tidy rows of one model.
+    metrics : sequence of str
+        The metrics drawn, one panel each.
+    title : str, optional
+        Figure title above the panels.
+    sharey : bool, default False
+        Share the y axis across panels.
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, one axes per metric.
+
+    Raises
+    ------
+    ValueError
+        If ``metrics`` is a string or empty.
     """
     if isinstance(metrics, str) or not metrics:
         raise ValueError(f"`metrics` must be a non-empty list of metric names; got {metrics!r}")
@@ -1219,6 +1433,24 @@ def plot_information_plane(df: pd.DataFrame, *, x: str = "mi_xz", y: str = "mi_y
     One line per layer (colour, dark = shallow, never white), through the checkpoints in step
     order; marker size grows with the step and the final checkpoint is ringed. ``df`` holds rows
     of one model with columns ``step, layer, metric, value``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Tidy rows of one model (seeds averaged).
+    x : str, default "mi_xz"
+        The metric on the x axis.
+    y : str, default "mi_yz"
+        The metric on the y axis.
+    title : str, optional
+        Axes title.
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, one axes.
     """
     dx = _prepare(df, metric=x, columns=["step", "layer", "value"])
     dy = _prepare(df, metric=y, columns=["step", "layer", "value"])
@@ -1246,7 +1478,25 @@ def plot_metric_vs_loss(df: pd.DataFrame, *, metric: str, title: str | None = No
                         full_width: bool = False) -> Figure:
     """A per-layer metric against the checkpoint's validation loss (one line per layer; x reversed,
     so training runs left to right). Layers are coloured dark (shallow) to light (deep), the
-    deepest still clearly visible on white."""
+    deepest still clearly visible on white.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Tidy rows of one model with columns ``val_loss``, ``layer``, ``metric``, ``value``
+        (seeds averaged).
+    metric : str
+        The metric drawn.
+    title : str, optional
+        Axes title.
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, one axes.
+    """
     data = _prepare(df, metric=metric, columns=["val_loss", "layer", "value"])
     agg = data.groupby(["layer", "val_loss"]).value.mean().reset_index()
     layers = sorted(agg.layer.unique())
@@ -1285,6 +1535,22 @@ def plot_scaling(df: pd.DataFrame, *, memory: str | None = None, title: str | No
     else ``peak_mem_mb`` (the whole process: interpreter, libraries and inputs included). Values
     below 1 MiB are drawn at 1 MiB (a log axis has no 0). Returns one figure with two panels
     and the legend under them.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The benchmark rows.
+    memory : {"solver_mem_mb", "peak_mem_mb"}, optional
+        The memory column drawn in the second panel (default: as above).
+    title : str, optional
+        Figure title above the panels.
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure: time (left) and memory (right) against ``n``.
     """
     if memory is None:
         memory = "solver_mem_mb" if "solver_mem_mb" in getattr(df, "columns", ()) else "peak_mem_mb"
@@ -1308,7 +1574,35 @@ def plot_scaling(df: pd.DataFrame, *, memory: str | None = None, title: str | No
 
 def plot_bijection(x: Any, y: Any, permutation: Any, *, n_lines: int = 400, seed: int = 0,
                    title: str | None = None, full_width: bool = False) -> Figure:
-    """Two 2-D clouds and segments ``x_i -> y_{permutation_i}`` for a random subset of points."""
+    """Two 2-D clouds and segments ``x_i -> y_{permutation_i}`` for a random subset of points.
+
+    Parameters
+    ----------
+    x : array-like or torch.Tensor, [n, 2]
+        The source cloud (drawn as "source (moons)").
+    y : array-like or torch.Tensor, [n, 2]
+        The target cloud (drawn as "target (S-curve)").
+    permutation : array-like or torch.Tensor, [n]
+        ``x_i`` is matched to ``y[permutation[i]]``.
+    n_lines : int, default 400
+        Segments drawn, for points picked at random (all of them when ``n`` is smaller).
+    seed : int, default 0
+        Seed of the pick.
+    title : str, optional
+        Axes title.
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, one axes with equal x and y scales.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` or ``y`` is not ``[n, 2]``, ``permutation`` is not ``[n]``, or ``n_lines`` < 0.
+    """
     x, y = (np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, dtype=float) for v in (x, y))
     perm = np.asarray(permutation.detach().cpu() if hasattr(permutation, "detach") else permutation)
     if x.ndim != 2 or x.shape[1] != 2 or y.shape != x.shape or perm.shape != (x.shape[0],):
@@ -1341,6 +1635,26 @@ def plot_verdicts(table: pd.DataFrame, *, title: str | None = None, full_width: 
 
     One horizontal stacked bar per study (``study`` column), one colour per verdict; the legend
     is under the bars.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per claim, with columns ``study`` and ``verdict``; studies are drawn in their
+        order of first appearance.
+    title : str, optional
+        Axes title.
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, one axes.
+
+    Raises
+    ------
+    ValueError
+        If ``table`` is not a DataFrame with columns ``study`` and ``verdict``.
     """
     if not isinstance(table, pd.DataFrame) or not {"study", "verdict"} <= set(table.columns):
         raise ValueError("`table` must be a DataFrame with columns 'study' and 'verdict'")

@@ -106,7 +106,7 @@ def halfmoon_scurve(n: int, seed: int | tuple[int, int] | None = None) -> tuple[
 
     Returns
     -------
-    x, y : numpy.ndarray, shape (n, 2), float32
+    x, y : numpy.ndarray, [n, 2], float32
         Source and target clouds (see the module notes for the recipe).
 
     Raises
@@ -135,7 +135,14 @@ def halfmoon_scurve(n: int, seed: int | tuple[int, int] | None = None) -> tuple[
 
 
 def paper_costs() -> pd.DataFrame:
-    """The authors' recorded costs as a tidy table: columns ``n``, ``method``, ``cost``, ``source``."""
+    """The authors' recorded costs as a tidy table: columns ``n``, ``method``, ``cost``, ``source``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (``n``, ``method``) of :data:`PAPER_COSTS`, sorted by ``n`` then method;
+        ``source`` is :data:`PAPER_CITATION`.
+    """
     rows = [dict(n=n, method=m, cost=c, source=PAPER_CITATION) for m, by_n in PAPER_COSTS.items() for n, c in by_n.items()]
     return pd.DataFrame(rows).sort_values(["n", "method"], ignore_index=True)
 
@@ -220,6 +227,22 @@ def compare_with_paper(ours: pd.DataFrame) -> pd.DataFrame:
 
     ``hiref_gap`` is our HiRef cost over theirs minus one (negative: ours is lower). Sizes that
     only one side ran show ``NaN`` on the other. ``ours`` is a table of :func:`run_halfmoon_scurve`.
+
+    Parameters
+    ----------
+    ours : pandas.DataFrame
+        Our costs, with columns ``n``, ``method`` and ``cost`` (repeated rows are averaged).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per ``n`` (ascending): an ``n`` column, ``<method>_ours`` and ``<method>_paper``
+        for every method, and ``hiref_gap`` when both sides have HiRef costs.
+
+    Raises
+    ------
+    ValueError
+        If ``ours`` lacks one of the columns ``n``, ``method``, ``cost``.
     """
     missing = {"n", "method", "cost"} - set(ours.columns)
     if missing:

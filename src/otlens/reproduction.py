@@ -346,6 +346,8 @@ def scales_markdown(table: pd.DataFrame) -> str:
     Returns
     -------
     str
+        A Markdown table (study, claim, the verdict at each scale, whether it changed) and a
+        line counting the claims with a paper-scale run and the verdicts that changed.
     """
     missing = [c for c in SCALE_COLUMNS if c not in table.columns]
     if missing:

@@ -171,6 +171,11 @@ class StudyResult:
 
         The verdict rules are on the report floor, above the studies: they are looked up by
         module name when asked, so no study imports them.
+
+        Returns
+        -------
+        str
+            The chapter's claims and their verdicts, as Markdown.
         """
         claims = importlib.import_module("otlens.claims")
         return claims.describe_chapter(self.chapter, self.to_frame())

@@ -627,7 +627,8 @@ def run_notebook(path: str | os.PathLike, *, profile: str | os.PathLike = "quick
     ``PYTHONHASHSEED=0`` and ``TQDM_*`` defaults that keep progress bars free of timings. The
     executed notebook carries no stderr output, and, when ``<root>/_config.yml`` names the
     ``repository``, starts with the (unexecuted) cell that installs otlens on Colab
-    (:func:`otlens.launch.install_cell`; hidden from the book's page).
+    (:func:`otlens.launch.install_cell`; hidden from the book's page). The run's wall time goes
+    beside it, in ``<stem>.run.json`` (:func:`read_run_record`).
 
     Parameters
     ----------
@@ -646,13 +647,6 @@ def run_notebook(path: str | os.PathLike, *, profile: str | os.PathLike = "quick
         Show a progress bar ``<stem>: cell i/n``.
     cwd : path, optional
         Working directory of the kernel; defaults to the project root.
-
-    The kernel sees ``OTLENS_RESULTS`` (absolute ``<root>/results`` unless already set),
-    ``PYTHONHASHSEED=0`` and ``TQDM_*`` defaults that keep progress bars free of timings. The
-    executed notebook carries no stderr output, and, when ``<root>/_config.yml`` names the
-    ``repository``, starts with the (unexecuted) cell that installs otlens on Colab
-    (:func:`otlens.launch.install_cell`; hidden from the book's page). The run's wall time goes
-    beside it, in ``<stem>.run.json`` (:func:`read_run_record`).
 
     Returns
     -------
@@ -795,6 +789,8 @@ def device_description(device: Any) -> str:
     Returns
     -------
     str
+        The device and, in parentheses, the machine's architecture or the GPU's name; just
+        the device string when CUDA is asked for but its name cannot be read here.
     """
     import platform
 

@@ -155,7 +155,13 @@ class TrainConfig:
         return f"tiny-gpt-L{self.n_layers}"
 
     def key(self) -> str:
-        """sha256 of the settings, :data:`TRAINING_VERSION` and the torch / transformers versions."""
+        """sha256 of the settings, :data:`TRAINING_VERSION` and the torch / transformers versions.
+
+        Returns
+        -------
+        str
+            The hex digest (its first 16 characters name the run's folder).
+        """
         import transformers
 
         payload = dict(dataclasses.asdict(self), training_version=TRAINING_VERSION, torch=torch.__version__,
@@ -173,6 +179,20 @@ def checkpoint_steps(steps: int, n_checkpoints: int) -> tuple[int, ...]:
     Steps are ``round(steps ** (i / (n - 2)))`` for ``i = 0 .. n - 2``; duplicates (short runs)
     are dropped, so fewer than ``n_checkpoints`` may come back.
 
+    Parameters
+    ----------
+    steps : int
+        Training steps (at least 1).
+    n_checkpoints : int
+        Checkpoints wanted, step 0 included (at least 2).
+
+    Returns
+    -------
+    tuple of int
+        The steps, increasing, from 0 to ``steps``.
+
+    Examples
+    --------
     >>> checkpoint_steps(1000, 5)
     (0, 1, 10, 100, 1000)
     """
@@ -198,7 +218,29 @@ def _split(corpus: str, val_fraction: float) -> tuple[list[str], list[str]]:
 
 
 def heldout_texts(n: int, *, config: TrainConfig = DEFAULT_CONFIG, seed: int = 0, min_chars: int = 40) -> list[str]:
-    """``n`` held-out speeches (never trained on) of at least ``min_chars`` characters, drawn by seed."""
+    """``n`` held-out speeches (never trained on) of at least ``min_chars`` characters, drawn by seed.
+
+    Parameters
+    ----------
+    n : int
+        Number of speeches (at least 1).
+    config : TrainConfig, default DEFAULT_CONFIG
+        The run whose held-out split (its corpus and ``val_fraction``) is read.
+    seed : int, default 0
+        Seed of the draw (without replacement).
+    min_chars : int, default 40
+        Shortest speech kept.
+
+    Returns
+    -------
+    list of str
+        The speeches, in the order drawn.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` exceeds the held-out speeches of at least ``min_chars`` characters.
+    """
     n = check_int(n, "n", minimum=1)
     _, val = _split(config.corpus, config.val_fraction)
     pool = [t for t in val if len(t) >= min_chars]
@@ -214,6 +256,18 @@ def build_tokenizer(texts: Sequence[str], *, model_max_length: int = 64):
     Ids: ``<pad>`` 0, ``<unk>`` 1, then the sorted characters (newline included). Characters not
     seen map to ``<unk>``; decoding joins the characters back without separators.
     ``model_max_length`` is the model's context: longer inputs must be truncated to it.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The texts whose characters make the vocabulary.
+    model_max_length : int, default 64
+        The model's context length, recorded in the tokenizer.
+
+    Returns
+    -------
+    transformers.PreTrainedTokenizerFast
+        The tokenizer.
     """
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
@@ -343,6 +397,7 @@ class TrainingRun:
 
     @property
     def name(self) -> str:
+        """Short label of the run's model, e.g. ``"tiny-gpt-L4"``."""
         return self.config.name
 
     @property
@@ -351,12 +406,36 @@ class TrainingRun:
         return pd.read_csv(self.path / "log.csv")
 
     def val_loss(self) -> pd.Series:
-        """Validation loss (nats per character) at each checkpoint, indexed by step."""
+        """Validation loss (nats per character) at each checkpoint, indexed by step.
+
+        Returns
+        -------
+        pandas.Series
+            The ``val_loss`` rows of :attr:`log`, indexed by step.
+        """
         log = self.log
         return log[log.metric == "val_loss"].set_index("step")["value"]
 
     def checkpoint(self, step: int | str = "final") -> Path:
-        """Folder of the checkpoint at ``step`` (an int of :attr:`steps`, or ``"final"``)."""
+        """Folder of the checkpoint at ``step`` (an int of :attr:`steps`, or ``"final"``).
+
+        Parameters
+        ----------
+        step : int or str, default "final"
+            A step of :attr:`steps` (an int or its digits), or ``"final"`` / ``"last"`` for the
+            last one.
+
+        Returns
+        -------
+        pathlib.Path
+            The folder ``step-NNNNNN`` (the model's ``config.json``, ``model.safetensors`` and
+            the tokenizer).
+
+        Raises
+        ------
+        ValueError
+            If ``step`` is not one of the checkpoints.
+        """
         if step in ("final", "last"):
             step = self.steps[-1]
         if isinstance(step, str) and step.isdigit():
@@ -366,7 +445,20 @@ class TrainingRun:
         return self.path / f"step-{int(step):06d}"
 
     def load(self, step: int | str = "final", **kw: Any):
-        """:func:`otlens.models.load_model` of the checkpoint at ``step`` (keywords passed on)."""
+        """:func:`otlens.models.load_model` of the checkpoint at ``step`` (keywords passed on).
+
+        Parameters
+        ----------
+        step : int or str, default "final"
+            The checkpoint, as for :meth:`checkpoint`.
+        **kw
+            Passed to :func:`otlens.models.load_model`.
+
+        Returns
+        -------
+        otlens.models.LoadedModel
+            The model at that checkpoint.
+        """
         # The one intra-package import left in a function body: the registry (otlens.models) imports
         # this trainer to resolve "tiny-gpt" aliases, so a run loads through the registry lazily.
         from .models import load_model
@@ -409,6 +501,7 @@ def train_tiny_gpt(config: TrainConfig | None = None, *, progress: bool = True, 
     Returns
     -------
     TrainingRun
+        The finished run: its folder, settings and checkpoint steps.
 
     Raises
     ------
@@ -464,15 +557,28 @@ def alias_checkpoint(n_layers: int | None = None, step: int | str | None = None,
     step : int or str, optional
         A checkpoint step, ``"final"`` or ``"last"``; default the final one.
     progress : bool, default True
+        Show the training progress bar, if the run has to be trained (:func:`train_tiny_gpt`).
 
     Returns
     -------
     pathlib.Path
+        The checkpoint's folder (:meth:`TrainingRun.checkpoint`).
     """
     cfg = DEFAULT_CONFIG if n_layers is None else dataclasses.replace(DEFAULT_CONFIG, n_layers=n_layers)
     return train_tiny_gpt(cfg, progress=progress).checkpoint("final" if step is None else step)
 
 
 def checkpoint_hashes(run: TrainingRun) -> dict[int, str]:
-    """sha256 of every checkpoint's ``model.safetensors``, by step (for determinism checks)."""
+    """sha256 of every checkpoint's ``model.safetensors``, by step (for determinism checks).
+
+    Parameters
+    ----------
+    run : TrainingRun
+        A finished run.
+
+    Returns
+    -------
+    dict of int to str
+        Checkpoint step -> hex digest.
+    """
     return {s: hashlib.sha256((run.checkpoint(s) / "model.safetensors").read_bytes()).hexdigest() for s in run.steps}

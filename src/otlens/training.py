@@ -521,6 +521,17 @@ def parse_spec(spec: str) -> tuple[TrainConfig, str] | None:
 
     ``"tiny-gpt-L8@100"`` → (:data:`DEFAULT_CONFIG` with 8 blocks, ``"100"``); None for a spec
     that is not a valid tiny-gpt alias.
+
+    Parameters
+    ----------
+    spec : str
+        A model spec.
+
+    Returns
+    -------
+    (TrainConfig, str) or None
+        The alias's settings and its checkpoint (``"final"`` when it names no step); None when
+        ``spec`` is not a trained tiny-gpt alias.
     """
     warnings.warn("otlens.training.parse_spec is deprecated: otlens.models.parse_spec reads every model spec",
                   DeprecationWarning, stacklevel=2)
@@ -536,7 +547,25 @@ def parse_spec(spec: str) -> tuple[TrainConfig, str] | None:
 
 
 def resolve_spec(spec: str, *, progress: bool = True) -> Path:
-    """Deprecated (use :func:`otlens.models.model_path`): the checkpoint folder of a tiny-gpt alias."""
+    """Deprecated (use :func:`otlens.models.model_path`): the checkpoint folder of a tiny-gpt alias.
+
+    Parameters
+    ----------
+    spec : str
+        A tiny-gpt alias, e.g. ``"tiny-gpt"``, ``"tiny-gpt-L8"`` or ``"tiny-gpt-L4@100"``.
+    progress : bool, default True
+        Show the training progress bar, if the alias's run has to be trained.
+
+    Returns
+    -------
+    pathlib.Path
+        The checkpoint's folder (:func:`otlens.tiny_gpt.alias_checkpoint`).
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` is not a trained tiny-gpt alias.
+    """
     warnings.warn("otlens.training.resolve_spec is deprecated: use otlens.models.model_path",
                   DeprecationWarning, stacklevel=2)
     parsed = models.parse_spec(spec)
