@@ -191,8 +191,7 @@ def test_rerun_tiny_gpt_checkpoints_are_the_default_schedule():
 
 
 # ----------------------------------------------------------------------------- thin chapters
-# Chapter 4 is checked by its own issue; these hold for the chapters made thin so far.
-THIN = [_chapter(n) for n in "1235"]
+THIN = [_chapter(n) for n in "12345"]
 MAX_CELL_LINES = 15  # lines of code (not blank, not comments) in one cell, the parameters cell aside
 
 
@@ -229,7 +228,7 @@ def test_labelled_equations_are_referenced(chapter):
     assert not unreferenced, f"{chapter.name}: equations never referenced with {{eq}}: {unreferenced}"
 
 
-@pytest.mark.parametrize("chapter", [_chapter("3"), _chapter("5")], ids=lambda p: p.stem)
+@pytest.mark.parametrize("chapter", [_chapter("3"), _chapter("4"), _chapter("5")], ids=lambda p: p.stem)
 def test_summary_states_takeaways_with_glued_numbers(chapter):
     text = chapter.read_text()
     headings = re.findall(r"^## (.+)$", text, flags=re.M)

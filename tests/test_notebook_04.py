@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -11,8 +12,17 @@ from otlens.results import RESULT_COLUMNS
 pytestmark = [pytest.mark.slow, pytest.mark.models]
 
 
-TINY_04 = dict(scaling_sizes=[128, 256], scaling_dim=8, moons_n=256, n_texts=16, max_length=24,
-               token_sizes=[64, 128], exact_max=128, sinkhorn_max=128, seeds=[0])
+TINY_04 = dict(scaling_sizes=[128, 256], scaling_dim=8, repeats=2, frlc_rank=4, moons_n=256, n_texts=16,
+               max_length=24, token_sizes=[64, 128], exact_max=128, sinkhorn_max=128, seeds=[0])
+
+
+def _glued_plain(nb: dict, name: str) -> str:
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            if o.get("metadata", {}).get("scrapbook", {}).get("name") == name:
+                data = o["data"]
+                return "".join(data.get("application/papermill.record/text/plain", data.get("text/plain", "")))
+    raise KeyError(name)
 
 
 def test_chapter_04_runs_on_tiny_parameters(run_chapter):
@@ -25,6 +35,16 @@ def test_chapter_04_runs_on_tiny_parameters(run_chapter):
     # no coupling beats exact OT: HiRef's bijection costs at least the exact cost
     both = prof.pivot_table(index=["n_samples", "layer"], columns="method", values="value").dropna()
     assert (both.hiref >= both.exact * (1 - 1e-6)).all()
+    # the time / memory comparison: four solvers through solve, memory measured (exact OT holds n x n float64s)
+    sc = table[table.experiment == "scaling"]
+    assert set(sc.method) == {"exact", "sinkhorn", "hiref", "frlc"} and set(sc.metric) == {"time_s", "solver_mem_mb",
+                                                                                            "gap_to_exact"}
+    mem = sc[sc.metric == "solver_mem_mb"].set_index(["method", "n"]).value
+    assert (mem.loc["exact"] >= 2 * 8 * mem.loc["exact"].index.to_series() ** 2 / 2**20).all()
+    assert (sc[sc.metric == "time_s"].value > 0).all() and (sc.repeats == 2).all()
+    assert "PosixPath" not in json.dumps(nb)  # no bare return value on the page
+    assert _glued_plain(nb, "model_name") == "'minilm-l6'"  # the prose names the model from the parameter
+    assert "(no interval" in _glued_plain(nb, "hiref_time_s_slope")  # two sizes: a slope, no interval
     images = [sum("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in nb["cells"]]
     assert sum(images) == 3 and max(images) == 1
     from conftest import glued_markdown
