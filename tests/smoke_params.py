@@ -34,8 +34,8 @@ TINY_02 = dict(
 TINY_03 = dict(sort_lengths=[2, 5], depths=[1, 4, 64], sort_seeds=[0], n_verses=2, n_pairs=2,
                mt_pairs=60, mt_heldout=4, mt_steps=5, mt_batch=8, mt_layers=2, mt_width=16)
 
-TINY_04 = dict(scaling_sizes=[128, 256], scaling_dim=8, moons_n=256, n_texts=16, max_length=24,
-               token_sizes=[64, 128], exact_max=128, sinkhorn_max=128, seeds=[0])
+TINY_04 = dict(scaling_sizes=[128, 256], scaling_dim=8, repeats=2, frlc_rank=4, moons_n=256, n_texts=16, max_length=24,
+               token_sizes=[64, 128], exact_max=128, sinkhorn_max=128, seeds=[0], paper_sizes=[64])
 
 TINY_05 = dict(
     n_layers=3, depths=[2, 3], d_model=16, n_heads=2, context=24, batch_size=4, steps=12, n_checkpoints=5,

@@ -217,8 +217,7 @@ def test_rerun_tiny_gpt_checkpoints_are_the_default_schedule():
 
 
 # ----------------------------------------------------------------------------- thin chapters
-# Chapter 4 is checked by its own issue; these hold for the chapters made thin so far.
-THIN = [_chapter(n) for n in "1235"]
+THIN = [_chapter(n) for n in "12345"]
 MAX_CELL_LINES = 15  # lines of code (not blank, not comments) in one cell, the parameters cell aside
 
 
@@ -255,7 +254,7 @@ def test_labelled_equations_are_referenced(chapter):
     assert not unreferenced, f"{chapter.name}: equations never referenced with {{eq}}: {unreferenced}"
 
 
-@pytest.mark.parametrize("chapter", [_chapter("3"), _chapter("5")], ids=lambda p: p.stem)
+@pytest.mark.parametrize("chapter", [_chapter("3"), _chapter("4"), _chapter("5")], ids=lambda p: p.stem)
 def test_summary_states_takeaways_with_glued_numbers(chapter):
     text = chapter.read_text()
     headings = re.findall(r"^## (.+)$", text, flags=re.M)
@@ -309,13 +308,7 @@ def prose_references(chapter: Path) -> set[str]:
     return {m for c in nb.cells if c.cell_type == "markdown" for m in _REF.findall(c.source)}
 
 
-def _chapter_cases() -> list:
-    rewritten = pytest.mark.xfail(strict=False, reason="chapter 4 is being rewritten")
-    return [pytest.param(c, id=c.stem, marks=rewritten if c.name.startswith("04_") else ())
-            for c in ALL_CHAPTERS]
-
-
-@pytest.mark.parametrize("chapter", _chapter_cases())
+@pytest.mark.parametrize("chapter", ALL_CHAPTERS, ids=lambda c: c.stem)
 def test_every_figure_is_referenced_in_the_prose(chapter):
     labels = figure_labels(chapter)
     unlabelled = [lb for lb in labels if lb.startswith("<unlabelled")]

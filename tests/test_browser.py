@@ -283,9 +283,7 @@ def _real_pages() -> list:
     if not pages:
         return [pytest.param(None, id="not-built", marks=pytest.mark.skip(
             reason=f"no built book at {_real_book()} (run `otlens book`, or set OTLENS_BOOK_HTML)"))]
-    rewritten = pytest.mark.xfail(strict=False, reason="chapter 4 is being rewritten")
-    return [pytest.param(p, id=str(p.relative_to(_real_book())),
-                         marks=rewritten if p.name.startswith("04_") else ()) for p in pages]
+    return [pytest.param(p, id=str(p.relative_to(_real_book()))) for p in pages]
 
 
 @pytest.mark.parametrize("page", _real_pages())

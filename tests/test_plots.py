@@ -337,6 +337,12 @@ def _words(n, stem):
     return [f"{stem}{i}" for i in range(n)]
 
 
+def _paper_costs():
+    from otlens.published import paper_costs
+
+    return paper_costs()
+
+
 def _cases():
     """Every public plotting function on data shaped like the book's largest use of it."""
     rng = np.random.default_rng(0)
@@ -388,6 +394,9 @@ def _cases():
         "plot_bijection": lambda: plots.plot_bijection(rng.normal(size=(300, 2)), rng.normal(size=(300, 2)),
                                                        rng.permutation(300)),
         "plot_verdicts": lambda: plots.plot_verdicts(table),
+        "plot_published_costs": lambda: plots.plot_published_costs(
+            pd.DataFrame(dict(n=[2**k for k in range(10, 17)] * 3, method=["hiref"] * 7 + ["sinkhorn"] * 7 + ["exact"] * 7,
+                              cost=rng.uniform(2.1, 2.3, 21))), _paper_costs()),
         "not_computed": lambda: plots.plot_profile(three[three.method == "none"], metric="ot_divergence"),
     }
 

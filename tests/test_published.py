@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from otlens import solve
+from otlens import published, solve
 from otlens.published import (PAPER_CITATION, PAPER_COSTS, PAPER_SEEDS, PAPER_SOURCE, compare_with_paper,
                               halfmoon_scurve, paper_costs, run_halfmoon_scurve)
 
@@ -104,3 +104,36 @@ def test_run_reproduces_sinkhorn_and_hiref_is_above_exact():
     row = cmp.set_index("n").loc[256]
     assert row["hiref_gap"] == pytest.approx(row["hiref_ours"] / row["hiref_paper"] - 1)
     assert cmp.set_index("n").loc[2**20, "hiref_ours"] != cmp.set_index("n").loc[2**20, "hiref_ours"]  # NaN: not run
+
+
+def test_this_run_wins_over_the_recorded_rows_and_the_rest_fills_in(tmp_path):
+    rec = tmp_path / published.RECORDED_RUNS
+    rec.parent.mkdir(parents=True)
+    pd.DataFrame(dict(n=[64, 64, 128], method=["hiref", "exact", "hiref"], cost=[9.0, 8.0, 7.0],
+                      commit=["abc1234"] * 3, date=["2026-12-05"] * 3)).to_csv(rec, index=False)
+    recorded = published.recorded_runs(tmp_path)
+    assert set(recorded.source) == {"recorded (benchmarks/recorded_hiref_paper.csv, abc1234, 2026-12-05)"}
+    live = pd.DataFrame(dict(n=[64], method=["hiref"], cost=[1.0]))
+    table = published.our_costs(live, recorded)
+    got = {(r.n, r.method): (r.cost, r.source) for r in table.itertuples()}
+    assert got[(64, "hiref")] == (1.0, "this run")  # the live row replaces the recorded one
+    assert got[(64, "exact")][0] == 8.0 and got[(128, "hiref")][0] == 7.0  # the others are kept
+    assert len(table) == 3 and list(table.n) == sorted(table.n)
+    # nothing recorded: this run alone, and compare_with_paper still gives the authors' column
+    empty = published.recorded_runs(tmp_path / "none")
+    assert empty.empty and {"n", "method", "cost", "source"} <= set(empty.columns)
+    alone = published.our_costs(live, empty)
+    assert list(alone.source) == ["this run"]
+    vs = published.compare_with_paper(alone)
+    assert vs.set_index("n").hiref_gap[64] == pytest.approx(1.0 / published.PAPER_COSTS["hiref"][64] - 1)
+
+
+def test_published_costs_figure_draws_both_sides():
+    from otlens import plots
+
+    ours = pd.DataFrame(dict(n=[64, 128], method=["hiref", "hiref"], cost=[2.0, 2.1]))
+    fig = plots.plot_published_costs(ours, published.paper_costs())
+    lines = [ln for ln in fig.axes[0].get_lines() if len(ln.get_xdata()) > 1]
+    assert len(lines) >= 4  # ours (hiref) and the paper's hiref, sinkhorn, progot
+    with pytest.raises(ValueError, match="`ours` lacks"):
+        plots.plot_published_costs(ours.drop(columns="cost"), published.paper_costs())

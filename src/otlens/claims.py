@@ -54,6 +54,7 @@ import pandas as pd
 from .depth import shape_table
 from .hot import coupling_null  # coupling_null: the study's null, re-exported here (it was defined here)
 from .models import parse_pair
+from .scale import loglog_slope
 from .training import shape_over_training
 from .verdicts import (INCONCLUSIVE, MIN_REPLICATES, MISSING, NOT_REPRODUCED, OPEN_QUESTION, OUTCOME_VERDICT,
                        REPRODUCED, Comparison, Verdict, all_units, bootstrap_ci, clopper_pearson, combine_methods,
@@ -515,16 +516,7 @@ def hiref_scale(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> Verdict:
 
 
 def _slope(n: np.ndarray, mem: np.ndarray) -> tuple[float, float, float]:
-    from scipy.stats import t as student
-
-    x, y = np.log(n), np.log(np.clip(mem, 1.0, None))
-    if len(np.unique(x)) < 3:
-        return (float(np.polyfit(x, y, 1)[0]) if len(np.unique(x)) == 2 else math.nan), math.nan, math.nan
-    b, a = np.polyfit(x, y, 1)
-    res = y - (a + b * x)
-    se = math.sqrt(float(res @ res) / (len(x) - 2) / float(((x - x.mean()) ** 2).sum()))
-    half = float(student.ppf(0.975, len(x) - 2)) * se
-    return float(b), float(b - half), float(b + half)
+    return loglog_slope(n, np.clip(mem, 1.0, None))  # memory floored at 1 MiB
 
 
 def frlc_space(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> Verdict:
@@ -536,7 +528,7 @@ def frlc_space(df: pd.DataFrame, bench: pd.DataFrame | None = None) -> Verdict:
     k = compare(SPACE_SLOPE - b, SPACE_SLOPE - hi, SPACE_SLOPE - lo, f.n.nunique())
     k = Comparison(b, lo, hi, k.n, k.outcome, "")
     dense = []
-    for solver in ("pot-emd", "sinkhorn", "otlens-sinkhorn"):
+    for solver in ("exact", "pot-emd", "sinkhorn", "otlens-sinkhorn"):
         d = s[s.method == solver].dropna(subset=["n"])
         if d.n.nunique() >= 2:
             dense.append(f"{solver} {_slope(d.n.to_numpy(float), d.value.to_numpy(float))[0]:.2f}")
@@ -686,7 +678,8 @@ CLAIMS: tuple[ClaimInfo, ...] = (
               "04_ot_at_scale", "ot-at-scale-verdict",
               "a bijective coupling in linear space and log-linear time, on datasets of over a million points",
               "synthetic and spatial-transcriptomics data, over a million points, GPU",
-              "Gaussian clouds, moons → S-curve and MiniLM token clouds on CPU; 2^20 in the benchmark table"),
+              "Gaussian clouds, moons → S-curve and the token clouds of the `model` parameter on CPU; 2^20 in the "
+              "benchmark table"),
     ClaimInfo("frlc_space", "halmos:24", "FRLC: low-rank couplings in linear space", "04_ot_at_scale",
               "ot-at-scale-verdict", "low-rank OT by the latent-coupling factorisation, with linear space complexity",
               "graph clustering and spatial transcriptomics", "Gaussian clouds in dimension 64, n up to the "

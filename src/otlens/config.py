@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cache_dir", "results_dir"]
+__all__ = ["cache_dir", "results_dir", "project_root"]
+
+_ROOT_MARKERS = ("_toc.yml", "params")  # a folder holding either of these is the project root
 
 
 def cache_dir(*parts: str) -> Path:
@@ -45,3 +47,25 @@ def results_dir() -> Path:
     path = Path(os.environ.get("OTLENS_RESULTS", "results")).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """Return the first folder at or above ``start`` (default: cwd) holding ``_toc.yml`` or ``params/``.
+
+    Falls back to ``start`` itself when no such folder exists.
+
+    Parameters
+    ----------
+    start : str or os.PathLike, optional
+        Where the search starts (default: the current folder).
+
+    Returns
+    -------
+    pathlib.Path
+        The project root.
+    """
+    start = Path(start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if any((folder / marker).exists() for marker in _ROOT_MARKERS):
+            return folder
+    return start

@@ -1622,7 +1622,45 @@ def plot_bijection(x: Any, y: Any, permutation: Any, *, n_lines: int = 400, seed
         return _finish(fig)
 
 
-__all__ += ["plot_scaling", "plot_bijection"]
+def plot_published_costs(ours: pd.DataFrame, paper: pd.DataFrame, *, title: str | None = None,
+                         full_width: bool = False) -> Figure:
+    """Transport cost against ``n``: our solvers (solid) beside a paper's recorded costs (dashed).
+
+    Parameters
+    ----------
+    ours, paper : pandas.DataFrame
+        Tidy tables with columns ``n``, ``method``, ``cost`` (e.g.
+        :func:`otlens.published.our_costs` and :func:`otlens.published.paper_costs`).
+    title : str, optional
+        Figure title.
+    full_width : bool, default False
+        Draw for the full page width instead of the text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel, ``n`` on a log axis; colour is the solver, the line style whose numbers they are.
+    """
+    for name, t in (("ours", ours), ("paper", paper)):
+        missing = {"n", "method", "cost"} - set(getattr(t, "columns", ()))
+        if missing:
+            raise ValueError(f"`{name}` lacks the columns {sorted(missing)}")
+    data = pd.concat([ours.assign(whose="otlens")[["n", "method", "cost", "whose"]],
+                      paper.assign(whose="paper")[["n", "method", "cost", "whose"]]], ignore_index=True)
+    data = data.groupby(["n", "method", "whose"], as_index=False).cost.mean()
+    methods = sorted(data.method.unique())
+    with plot_style():
+        fig, axes = facet_grid(1, aspect=1.9, full_width=full_width, extra_height=0.35)
+        ax = axes[0]
+        sns.lineplot(data=data, x="n", y="cost", hue="method", hue_order=methods, style="whose",
+                     style_order=["otlens", "paper"], markers=True, errorbar=None, ax=ax)
+        ax.set(xscale="log", xlabel="points per cloud n", ylabel="transport cost (Euclidean)")
+        ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+        _legend_below(fig, ax)
+        return _finish(fig, title)
+
+
+__all__ += ["plot_scaling", "plot_bijection", "plot_published_costs"]
 
 
 _VERDICT_COLORS = {"reproduced": "#009E73", "reproduced with the published method only": "#E69F00",

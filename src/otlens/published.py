@@ -43,6 +43,7 @@ figure is drawn from them), not numbers read off the paper's PDF.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,10 +51,14 @@ import pandas as pd
 import torch
 
 from ._validation import check_int, check_positive
+from .config import project_root
 from .ot import solve
 
 __all__ = ["PAPER_SEEDS", "PAPER_COSTS", "PAPER_SOURCE", "PAPER_CITATION", "halfmoon_scurve", "paper_costs",
-           "run_halfmoon_scurve", "compare_with_paper"]
+           "run_halfmoon_scurve", "compare_with_paper", "RECORDED_RUNS", "recorded_runs", "our_costs"]
+
+#: Our runs of the experiment recorded in the repository (``benchmarks/run_hiref_paper.py`` writes it).
+RECORDED_RUNS = Path("benchmarks") / "recorded_hiref_paper.csv"
 
 #: ``random_state`` of ``make_moons`` (source) and ``make_s_curve`` (target) in the authors' runs.
 PAPER_SEEDS: tuple[int, int] = (81001, 1813)
@@ -254,3 +259,54 @@ def compare_with_paper(ours: pd.DataFrame) -> pd.DataFrame:
         table["hiref_gap"] = table["hiref_ours"] / table["hiref_paper"] - 1
     table.columns.name = None
     return table.reset_index()
+
+
+def recorded_runs(root: str | Path | None = None) -> pd.DataFrame:
+    """Our runs of the experiment recorded in the repository (:data:`RECORDED_RUNS`).
+
+    Parameters
+    ----------
+    root : str or Path, optional
+        The repository root (default: :func:`otlens.config.project_root`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The recorded rows (columns of :func:`run_halfmoon_scurve` plus their provenance:
+        ``commit``, ``date``, ``machine``, ``torch``), with ``source`` naming the file and commit;
+        empty, with the columns ``n``, ``method``, ``cost``, ``source``, when nothing is recorded.
+    """
+    if root is None:
+        root = project_root()
+    path = Path(root) / RECORDED_RUNS
+    if not path.is_file():
+        return pd.DataFrame(columns=["n", "method", "cost", "source"])
+    table = pd.read_csv(path)
+    commit = table["commit"].astype(str) if "commit" in table else pd.Series("?", index=table.index)
+    date = table["date"].astype(str) if "date" in table else pd.Series("?", index=table.index)
+    return table.assign(source=[f"recorded ({RECORDED_RUNS.as_posix()}, {c}, {d})" for c, d in zip(commit, date)])
+
+
+def our_costs(this_run: pd.DataFrame, recorded: pd.DataFrame | None = None) -> pd.DataFrame:
+    """This run's costs completed by the recorded ones: a size and solver this run has wins.
+
+    Parameters
+    ----------
+    this_run : pandas.DataFrame
+        A table of :func:`run_halfmoon_scurve` (columns ``n``, ``method``, ``cost``).
+    recorded : pandas.DataFrame, optional
+        A table of :func:`recorded_runs` (default: read it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``n``, ``method``, ``cost``, ``source`` (``"this run"`` or the recorded file and
+        commit), sorted by ``n`` then method.
+    """
+    recorded = recorded_runs() if recorded is None else recorded
+    mine = this_run.assign(source="this run")[["n", "method", "cost", "source"]]
+    done = set(zip(mine.n, mine.method))
+    rest = recorded[np.array([(n, m) not in done for n, m in zip(recorded.n, recorded.method)], dtype=bool)]
+    parts = [t for t in (mine, rest[["n", "method", "cost", "source"]]) if len(t)]
+    table = pd.concat(parts, ignore_index=True) if parts else mine
+    return table.astype({"n": int}).sort_values(["n", "method"], ignore_index=True)

@@ -33,6 +33,7 @@ from typing import Any, Iterator, Mapping
 import yaml
 
 from otlens._io import atomic_write
+from otlens.config import project_root
 
 __all__ = [
     "BookBuildError",
@@ -62,7 +63,6 @@ EXECUTED_DIR = "book/executed"  # where executed chapters go, relative to the pr
 RUN_RECORD_SUFFIX = ".run.json"  # beside <stem>.ipynb: the run's wall time (not in the notebook, which stays byte-stable)
 NOTEBOOK_DIR = "notebooks"  # where chapter sources live, relative to the project root
 SOURCE_SUFFIXES = (".md", ".ipynb", ".py")  # chapter source formats jupytext reads, in order
-_ROOT_MARKERS = ("_toc.yml", "params")  # a folder holding either of these is the project root
 _KERNEL_NAME = "python3"
 # Progress bars inside notebooks print only their first and last state, without timings or
 # rates, so that the executed notebook does not change from run to run (tqdm reads TQDM_* as
@@ -121,28 +121,6 @@ class BookBuildError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------------- parameters
-
-
-def project_root(start: str | os.PathLike | None = None) -> Path:
-    """Return the first folder at or above ``start`` (default: cwd) holding ``_toc.yml`` or ``params/``.
-
-    Falls back to ``start`` itself when no such folder exists.
-
-    Parameters
-    ----------
-    start : str or os.PathLike, optional
-        Where the search starts (default: the current folder).
-
-    Returns
-    -------
-    pathlib.Path
-        The project root.
-    """
-    start = Path(start or Path.cwd()).resolve()
-    for folder in (start, *start.parents):
-        if any((folder / marker).exists() for marker in _ROOT_MARKERS):
-            return folder
-    return start
 
 
 def parse_value(text: str) -> Any:
