@@ -45,7 +45,9 @@ def test_memory_allocated_before_the_call_or_freed_inside_it_is_not_lost():
     assert host < 2 * MIB
     # a temporary freed before returning still raised the peak
     _, host, _ = scale.measure_peak(lambda: float(np.ones((1500, 1500)).sum()))
-    assert host == pytest.approx(8 * 1500**2, rel=0.05)
+    # (at least the array; other allocations of the process during the call may add a little:
+    # 19.5 MB was seen inside the full suite, against 18.0 MB alone)
+    assert 8 * 1500**2 * 0.99 <= host < 8 * 1500**2 + 4 * MIB
     del kept
 
 
