@@ -12,6 +12,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from otlens import claims
 from otlens.verdicts import (INCONCLUSIVE, MISSING, NOT_REPRODUCED, OPEN_QUESTION, PUBLISHED_ONLY, REPRODUCED,
@@ -414,3 +416,26 @@ def test_reproduction_page_shows_the_chapters_numbers(tmp_path):
                 assert row.effect == pytest.approx(v.effect, rel=1e-12)
                 assert v.effect_text in chapter_text and v.effect_text in text
             assert f"{v.verdict}." in chapter_text
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(2, 24), d=st.integers(1, 12), seed=st.integers(0, 2**16), dup=st.booleans())
+def test_a_resample_s_dataset_entropy_is_that_of_the_drawn_rows(n, d, seed, dup):
+    # the bootstrap works on the distinct drawn texts weighted by their counts: the same number
+    # as dataset_entropy of the n drawn rows (duplicates included), without the n x n Gram
+    import torch
+
+    from otlens.depth import _centred_gram_entropy
+    from otlens.entropy import dataset_entropy
+
+    rng = np.random.default_rng(seed)
+    pooled = torch.as_tensor(rng.normal(size=(3, n, d)) + rng.normal(size=(3, 1, d)))
+    if dup:  # a row repeated in the data itself, and a row at the mean after centring
+        pooled[:, -1] = pooled[:, 0]
+    idx = rng.integers(0, n, n)
+    counts = np.bincount(idx, minlength=n)
+    uniq = np.flatnonzero(counts)
+    gram = pooled @ pooled.mT
+    got = _centred_gram_entropy(gram[:, uniq][:, :, uniq], d, 1.0, counts=torch.as_tensor(counts[uniq]))
+    want = dataset_entropy(pooled[:, idx])
+    assert torch.allclose(got, want.to(got.dtype), atol=1e-9, rtol=0), (got, want)
