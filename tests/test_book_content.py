@@ -318,6 +318,18 @@ def test_every_figure_is_referenced_in_the_prose(chapter):
     assert not unreferenced, f"{chapter.name}: figures never referred to with {{numref}} in the prose: {unreferenced}"
 
 
+def test_figure_names_are_unique_across_the_book():
+    # Sphinx's labels are global: a name used in two chapters fails the strict build
+    seen: dict[str, str] = {}
+    clashes = []
+    for chapter in ALL_CHAPTERS:
+        for label in figure_labels(chapter):
+            if label in seen and seen[label] != chapter.stem:
+                clashes.append(f"{label} ({seen[label]}, {chapter.stem})")
+            seen.setdefault(label, chapter.stem)
+    assert not clashes, f"figure names used in two chapters: {clashes}"
+
+
 def test_every_chapter_has_figures_to_check():
     # the label search still finds the chapters' figures (a format change would make the test vacuous)
     counts = {c.stem: len(figure_labels(c)) for c in ALL_CHAPTERS}
