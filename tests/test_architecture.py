@@ -65,3 +65,17 @@ def test_upward_imports_break_the_contracts(tmp_path):
     assert "Contracts: 0 kept, 3 broken" in run.stdout, run.stdout
     assert "otlens.ot.entropic -> otlens.models" in run.stdout and "otlens.entropy -> otlens.depth" in run.stdout
     assert "otlens.depth -> ot" in run.stdout
+
+
+@pytest.mark.parametrize("old, new", [("otlens.transport", "otlens.ot"), ("otlens.lowrank", "otlens.ot.lowrank"),
+                                      ("otlens.pot", "otlens.ot.pot"), ("otlens.hot_solver", "otlens.ot.hot"),
+                                      ("otlens.ot_result", "otlens.ot.result")])
+def test_old_module_paths_re_export_the_moved_names_with_a_warning(old, new):
+    import importlib
+    import sys
+
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=f"`{old}` has moved to `{new}`"):
+        module = importlib.import_module(old)
+    target = importlib.import_module(new)
+    assert module.__all__ and all(getattr(module, name) is getattr(target, name) for name in module.__all__)
