@@ -53,6 +53,10 @@ def test_provenance_note_is_inserted_once_after_the_title(tmp_path):
     assert len(notes) == 1 and nb.cells[1] is notes[0]
     text = notes[0].source
     assert "Paper edition" in text and "`paper`" in text and "17 min 40 s" in text and m["parameters_sha256"][:12] in text
+    assert "-p" not in text  # no command-line overrides in this run
+    # a value set over the profile's on the command line is named on the page, with its value
+    m2 = dict(m, overrides=["n_texts"])
+    assert "`n_texts = 512`" in editions.provenance_markdown(m2, edition="paper")
 
 
 def test_record_then_stage_the_paper_edition(tmp_path):

@@ -124,6 +124,11 @@ def provenance_markdown(record: Mapping[str, Any], *, edition: str, note: str | 
         f"in {_duration(manifest['wall_time_s'])}, on {manifest['finished'][:10]}, by otlens at commit `{commit}`"
         + (f" ({libs})." if libs else "."),
     ]
+    overrides = manifest.get("overrides") or []
+    if overrides:
+        given = manifest.get("parameters", {})
+        values = ", ".join(f"`{k} = {given.get(k, '?')}`" for k in overrides)
+        lines += ["", f"Set on the command line over the profile's values (`-p`): {values}."]
     if note:
         lines += ["", note]
     lines.append(":::")
