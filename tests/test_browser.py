@@ -275,7 +275,7 @@ def test_reader_checks_catch_what_they_look_for(browser, tiny_book):
 
 
 def _real_book() -> Path:
-    return Path(os.environ.get("OTLENS_BOOK_HTML") or REPO / "_build" / "html")
+    return Path(os.environ.get("OTLENS_BOOK_HTML") or REPO / "_build" / "html").resolve()  # file:// needs it absolute
 
 
 def _real_pages() -> list:
