@@ -13,16 +13,7 @@ from otlens import scale
 from otlens.results import RESULT_COLUMNS
 
 
-def _can_measure() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-needs_rss = pytest.mark.skipif(not _can_measure(), reason="peak resident memory can only be reset on Linux")
+needs_rss = pytest.mark.skipif(not scale._reset_peak_rss(), reason="peak resident memory can only be reset on Linux")
 MIB = 2**20
 
 
