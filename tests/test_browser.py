@@ -182,6 +182,10 @@ const unreferenced = figures.filter(f => !f.id || !links.some(a => {
 })).map(f => f.id || '(no id) ' + f.textContent.trim().slice(0, 60));
 const loosePlots = [...art.querySelectorAll('.cell_output img')].filter(i => !i.closest('figure, div.figure')).length;
 const strip = (e) => e.textContent.replace(/[#¶]\s*$/, '').trim();
+// plots shrunk by more than the 2x of a retina drawing: drawn for a wider page than this one
+const shrunk = [...art.querySelectorAll('.cell_output img, figure img')]
+    .filter(i => i.naturalWidth > 0 && i.clientWidth > 0 && i.naturalWidth / i.clientWidth > 2.25)
+    .map(i => (i.closest('figure') ? i.closest('figure').id : '') + ' ' + i.naturalWidth + ' px shown at ' + i.clientWidth);
 return {
   width: window.innerWidth,
   article: [art.scrollWidth, art.clientWidth],
@@ -193,6 +197,7 @@ return {
   figures: figures.length,
   unreferenced: unreferenced,
   loosePlots: loosePlots,
+  shrunk: shrunk,
   h2: [...art.querySelectorAll('h2')].map(strip),
   glance: [...art.querySelectorAll('.admonition-title')].some(t => /^At a glance/.test(t.textContent.trim())),
 };
@@ -215,6 +220,9 @@ def reader_problems(state: dict, *, chapter: bool) -> list[str]:
         problems.append(f"{where}: plumbing on the page: {state['badText']}")
     if state["badCells"]:
         problems.append(f"{where}: raw values in tables: {state['badCells']}")
+    if state["width"] >= 1200 and state["shrunk"]:  # where the text column is at its full width
+        problems.append(f"{where}: figures shrunk more than 2x (ticks below the figure system's 8 pt): "
+                        f"{state['shrunk']}")
     if chapter:
         if state["unreferenced"]:
             problems.append(f"figures the prose never refers to: {state['unreferenced']}")
@@ -263,7 +271,9 @@ def test_reader_checks_catch_what_they_look_for(browser, tiny_book):
         art.insertAdjacentHTML('beforeend',
             '<div style="width: 3000px">a wide box</div><p>PosixPath("/x/results.csv")</p>'
             + '<table><tr><td>NaN</td></tr></table><figure id="fig-orphan"><p>an orphan</p></figure>'
-            + '<div class="cell_output"><img src="x.png" width="10" height="10"></div>');
+            + '<div class="cell_output"><img src="x.png" width="10" height="10"></div>'
+            + '<figure id="fig-huge"><div class="cell_output"><img style="width: 100px" src="data:image/svg+xml,'
+            + encodeURIComponent('<svg xmlns="http://www.w3.org/2000/svg" width="2735" height="600"/>') + '"></div></figure>');
         [...art.querySelectorAll('h2')].filter(h => h.textContent.startsWith('Summary')).forEach(h => h.remove());
         art.querySelectorAll('.admonition-title').forEach(t => { t.textContent = 'Notes'; });
     """)
@@ -271,6 +281,12 @@ def test_reader_checks_catch_what_they_look_for(browser, tiny_book):
     for expected in ("text column overflows", "div 3000 px", "PosixPath", "raw values in tables", "fig-orphan",
                      "not in a figure", "no Summary", "At a glance"):
         assert expected in problems, (expected, problems)
+    browser.set_window_size(1400, 1000)  # a figure drawn 2,735 px wide and shown at 100 px: shrunk 27x
+    browser.execute_async_script("const done = arguments[arguments.length - 1];"
+                                 "const i = document.querySelector('#fig-huge img');"
+                                 "i.complete ? done(true) : (i.onload = i.onerror = () => done(true));")
+    wide = " | ".join(reader_problems(browser.execute_script(READER_CHECKS), chapter=True))
+    assert "shrunk more than 2x" in wide and "fig-huge 2735 px shown at 100" in wide, wide
     browser.set_window_size(1280, 1600)
 
 
