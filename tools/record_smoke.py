@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 
@@ -30,17 +31,9 @@ def run_smoke(stem: str, workdir: Path) -> pd.DataFrame:
     """Run ``stem`` on its smoke parameters in ``workdir``; return its results table."""
     params, env = smoke_params.chapter_setup(stem, workdir)
     results = workdir / "results"
-    saved = {k: os.environ.get(k) for k in ("OTLENS_RESULTS", *env)}
-    os.environ.update({"OTLENS_RESULTS": str(results), **env})
-    try:
+    with mock.patch.dict(os.environ, {"OTLENS_RESULTS": str(results), **env}):  # restored on exit
         run_notebook(ROOT / "notebooks" / f"{stem}.md", parameters=params,
                      output_dir=workdir / "executed", progress=False)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return pd.read_csv(results / f"{stem}.csv")
 
 
