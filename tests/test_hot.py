@@ -312,6 +312,12 @@ def test_inner_problems_on_dask_workers_give_the_same_alignment(rng):
             assert dist.converged == local.converged and (dist.R is None) == (not rotation)
             if rotation:
                 np.testing.assert_allclose(dist.R[1][2], local.R[1][2], atol=1e-8)
+        # Back-to-back calls on the same data: content-hashed scattered keys of one call were
+        # forgotten by the scheduler while the next reused them ("lost dependencies"; 35 of 40
+        # calls failed so before scatter(hash=False)).
+        for _ in range(6):
+            again = hot_align(src, tgt, train=train, rotation=True, progress=False, client=client)
+            np.testing.assert_allclose(again.P, local.P, atol=1e-12)
         with pytest.raises(ValueError, match="client"):
             hot_align(src, tgt, inner="entropic", client=client, progress=False)
 

@@ -636,7 +636,9 @@ def _inner_on_dask(client: Any, us: list, vs: list, Q: list, R: list | None, cos
     from distributed import as_completed
     from tqdm.auto import tqdm
 
-    u_f, v_f = client.scatter(us), client.scatter(vs)
+    # hash=False: fresh keys each call. Content-hashed keys collide with the data a previous call
+    # has just released, and the scheduler may forget them while this call uses them ("lost data").
+    u_f, v_f = client.scatter(us, hash=False), client.scatter(vs, hash=False)
     futures = {client.submit(_inner_pair, u_f[i], v_f[j], rotation, max_iter, tol, pure=False): (i, j)
                for i in range(len(us)) for j in range(len(vs))}
     ok = True
