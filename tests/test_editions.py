@@ -105,3 +105,20 @@ def test_the_recorded_runs_fit_their_budget_and_carry_manifests():
         assert manifest["notebook"] == stem and manifest["profile"] != "quick"
         assert (ROOT / editions.RECORDED_DIR / stem / "results.csv").is_file()
         json.dumps(manifest)  # plain JSON
+
+
+def test_a_recorded_run_below_the_paper_profile_says_by_how_much():
+    """Every value a recorded run changed from params/paper.yml is named on its page; none is invented."""
+    from otlens.runner import load_params
+
+    for stem, manifest in recorded_chapters(ROOT).items():
+        paper = load_params(ROOT / "notebooks" / f"{stem}.md", profile="paper")
+        diff = editions.paper_differences(manifest, ROOT)
+        assert diff == {k: (v, paper[k]) for k, v in manifest["parameters"].items() if v != paper[k]}
+        note = editions.reduction_note(manifest, ROOT)
+        assert (note is None) == (not diff)
+        for key, (ours, theirs) in diff.items():
+            assert f"`{key} = {ours}` (paper: `{theirs}`)" in note
+    reduced = dict(recorded_chapters(ROOT)["01_ot_across_depth"])
+    reduced["parameters"] = {**reduced["parameters"], "n_texts": 64}
+    assert "`n_texts = 64` (paper: `512`)" in editions.reduction_note(reduced, ROOT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import matplotlib
 import pandas as pd
 import pytest
@@ -248,6 +249,13 @@ def test_compare_scales_puts_quick_and_paper_verdicts_side_by_side(tmp_path):
     row = table.loc["hiref_scale"]
     assert row.quick == "inconclusive (underpowered)" and row.paper == "reproduced" and row.changed
     assert row.paper_source == "paper/04_ot_at_scale/results.csv" and row.paper_effect == "n = 1,048,576"
+    assert row.paper_setting == "run record missing"
+    (root / "paper" / "04_ot_at_scale" / "run.json").write_text(json.dumps(
+        dict(profile="paper", parameters=dict(n_texts=4000, seeds=[0, 1]), overrides=["n_texts"])))
+    row = compare_scales(quick, root=root, benchmarks=None, claims=claims).set_index("claim_key").loc["hiref_scale"]
+    assert row.paper_setting == "profile `paper`, reduced: `n_texts = 4000`"  # a reduced run says so
     assert not table.drop(index="hiref_scale").changed.any()  # chapter 1: no data at either scale
     text = scales_markdown(table.reset_index())
     assert "| **yes** |" in text and "changed with scale for 1 of them" in text
+    assert "reduced: `n_texts = 4000`" in scales_markdown(compare_scales(quick, root=root, benchmarks=None,
+                                                                         claims=claims))

@@ -112,6 +112,36 @@ def test_missing_profile_names_known_profiles(project):
         load_params(project / "notebooks" / "tiny.md", profile="paper")
 
 
+def test_profile_extends_another_section_by_section(project):
+    """``extends: quick``: the base's values, overlaid key by key; the notebook's own defaults below."""
+    (project / "params" / "small.yml").write_text("extends: quick\ntiny: {label: smaller}\n")
+    assert load_params(project / "notebooks" / "tiny.md", profile="small") == {
+        **load_params(project / "notebooks" / "tiny.md"), "label": "smaller"}
+    assert load_params(project / "notebooks" / "tiny.md", profile="small")["n_items"] == 2  # from quick
+    (project / "params" / "quick.yml").write_text("extends: small\n")
+    with pytest.raises(ParameterError, match="cycle: small.yml -> quick.yml -> small.yml"):
+        load_params(project / "notebooks" / "tiny.md", profile="small")
+    (project / "params" / "small.yml").write_text("extends: [quick]\n")
+    with pytest.raises(ParameterError, match="must name one profile"):
+        load_params(project / "notebooks" / "tiny.md", profile="small")
+    (project / "params" / "small.yml").write_text("extends: large\n")
+    with pytest.raises(FileNotFoundError, match="Profile 'large' not found"):
+        load_params(project / "notebooks" / "tiny.md", profile="small")
+
+
+def test_paper_cpu_profile_is_the_paper_profile_with_its_reductions_only():
+    """What paper-cpu changes is exactly what its file sets; every other value is the paper's."""
+    import yaml
+
+    own = yaml.safe_load((REPO / "params" / "paper-cpu.yml").read_text())
+    assert own.pop("extends") == "paper"
+    for chapter in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.md")):
+        cpu, paper = load_params(chapter, profile="paper-cpu"), load_params(chapter, profile="paper")
+        changed = {k for k in cpu if cpu[k] != paper.get(k)}
+        assert changed == {k for k, v in own.get(chapter.stem, {}).items() if v != paper.get(k)}, chapter.stem
+        assert changed <= set(own.get(chapter.stem, {}))
+
+
 def test_repository_profiles_parse_and_have_defaults():
     for name in ("quick", "paper"):
         text = (REPO / "params" / f"{name}.yml").read_text()
@@ -222,7 +252,7 @@ def test_chapter_1_single_model_run_uses_that_model_only():
     assert "gemma3-270m" not in str(params)
 
 
-@pytest.mark.parametrize("profile", ["quick", "paper"])
+@pytest.mark.parametrize("profile", ["quick", "paper", "paper-cpu"])
 def test_repository_profiles_pass_the_type_checks(profile):
     for chapter in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.md")):
         params = load_params(chapter, profile=profile)
@@ -426,7 +456,7 @@ def test_book_build_fails_on_a_warning(book_copy):
         build_book(root=book_copy, progress=False)
 
 
-@pytest.mark.parametrize("profile", ["quick", "paper"])
+@pytest.mark.parametrize("profile", ["quick", "paper", "paper-cpu"])
 def test_parameterised_copy_of_each_chapter_holds_what_a_run_injects(tmp_path, profile):
     from otlens.runner import find_chapter, parameterised_copy, read_notebook
 

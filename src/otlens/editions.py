@@ -33,7 +33,8 @@ from .runner import EXECUTED_DIR, RUN_RECORD_SUFFIX, notebooks_in_toc, project_r
 
 __all__ = [
     "EDITIONS", "RECORDED_DIR", "RECORD_FIELDS", "SIZE_BUDGET_MB", "read_record", "provenance_markdown",
-    "add_provenance", "record_chapter", "recorded_chapters", "recorded_size_mb", "stage_edition", "build_edition",
+    "add_provenance", "record_chapter", "recorded_chapters", "recorded_size_mb", "paper_differences",
+    "reduction_note", "stage_edition", "build_edition",
 ]
 
 #: The editions: ``quick`` (executed by ``make book``) and ``paper`` (built from ``paper/``).
@@ -225,6 +226,55 @@ def recorded_chapters(root: str | os.PathLike) -> dict[str, dict[str, Any]]:
     return {p.parent.name: read_record(p) for p in sorted(base.glob("*/run.json"))}
 
 
+def paper_differences(record: Mapping[str, Any], root: str | os.PathLike) -> dict[str, tuple[Any, Any]]:
+    """``{parameter: (value run, paper profile's value)}`` where a recorded run left the paper profile.
+
+    A run on a reduced profile (``paper-cpu``) or with ``-p`` overrides differs from the study's
+    scale; this names how, from the record's injected parameters and ``params/paper.yml``.
+
+    Parameters
+    ----------
+    record : mapping
+        The chapter's run record (:func:`read_record`).
+    root : path
+        The project root (its ``notebooks/<stem>.md`` and ``params/paper.yml`` are read).
+
+    Returns
+    -------
+    dict
+        Empty for a run at the paper profile's values (or a chapter with no paper section).
+    """
+    from .runner import load_params
+
+    notebook = Path(root) / "notebooks" / f"{record['notebook']}.md"
+    paper = load_params(notebook, profile="paper")
+    given = record.get("parameters", {})
+    return {k: (given[k], paper[k]) for k in given if k in paper and given[k] != paper[k]}
+
+
+def reduction_note(record: Mapping[str, Any], root: str | os.PathLike) -> str | None:
+    """A sentence naming every value a recorded run changed from the paper profile, or None.
+
+    Parameters
+    ----------
+    record : mapping
+        The chapter's run record.
+    root : path
+        The project root.
+
+    Returns
+    -------
+    str or None
+        ``"**Reduced from the paper profile** to finish on this hardware: `n_texts = 10000` (paper: 36000), …"``.
+    """
+    diff = paper_differences(record, root)
+    if not diff:
+        return None
+    values = ", ".join(f"`{k} = {ours}` (paper: `{paper}`)" for k, (ours, paper) in diff.items())
+    return (f"**Reduced from the paper profile** to finish on this hardware ({record['device']}, "
+            f"{record.get('cpu_count')} cores): {values}. Every other parameter is the paper profile's.")
+
+
 def recorded_size_mb(root: str | os.PathLike) -> float:
     """Size of the recorded runs (``paper/``) in MB.
 
@@ -295,6 +345,8 @@ def stage_edition(edition: str, root: str | os.PathLike | None = None, *, out: s
         note = None
         if stem in recorded:
             nb_path, manifest = root / RECORDED_DIR / stem / "chapter.ipynb", recorded[stem]
+            if (root / "params" / "paper.yml").is_file():  # the paper profile to compare with
+                note = reduction_note(manifest, root)
         else:
             nb_path = root / EXECUTED_DIR / f"{stem}.ipynb"
             if not nb_path.is_file():

@@ -15,6 +15,7 @@ method only*, *not reproduced*, *inconclusive (underpowered)*, *data not availab
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -275,7 +276,7 @@ __all__ += ["reproduction_markdown", "load_benchmarks", "CHAPTER_LABELS", "STUDY
 
 #: Columns of :func:`compare_scales`.
 SCALE_COLUMNS = ("study", "claim", "chapter", "quick", "quick_effect", "quick_n", "paper", "paper_effect",
-                 "paper_n", "paper_source", "changed", "claim_key")
+                 "paper_n", "paper_source", "paper_setting", "changed", "claim_key")
 
 
 def compare_scales(results_dir: str | Path | None = None, *, root: str | Path | None = None,
@@ -302,8 +303,10 @@ def compare_scales(results_dir: str | Path | None = None, *, root: str | Path | 
     -------
     pandas.DataFrame
         Columns :data:`SCALE_COLUMNS`: each verdict with its effect and replicates ("5 seeds"),
-        the recorded file the paper column comes from, and ``changed`` (True where both scales
-        gave a verdict and the two differ).
+        the recorded file the paper column comes from, ``paper_setting`` (the profile of that run
+        and every value in which it left the paper profile, read from its ``run.json``: a run
+        reduced to fit the hardware says so), and ``changed`` (True where both scales gave a verdict and the two
+        differ).
     """
     from .config import results_dir as default_results
     from .editions import RECORDED_DIR
@@ -315,6 +318,7 @@ def compare_scales(results_dir: str | Path | None = None, *, root: str | Path | 
     quick = _tables(results_dir, claims)
     paper_files = {c.chapter: root / RECORDED_DIR / c.chapter / "results.csv" for c in claims}
     paper = {k: (pd.read_csv(p) if p.is_file() else None) for k, p in paper_files.items()}
+    settings = {k: _run_setting(p.with_name("run.json"), root) for k, p in paper_files.items()}
 
     def n_text(v: Verdict) -> str:
         return f"{int(v.n)} {v.unit}" if v.n and v.unit else "—"
@@ -323,16 +327,35 @@ def compare_scales(results_dir: str | Path | None = None, *, root: str | Path | 
     for c in claims:
         q = judge_claim(c.key, quick[c.chapter], bench)
         if paper[c.chapter] is None:
-            p_verdict, p_effect, p_n, source = "no paper-scale run recorded", "—", "—", "—"
+            p_verdict, p_effect, p_n, source, setting = "no paper-scale run recorded", "—", "—", "—", "—"
         else:
             p = judge_claim(c.key, paper[c.chapter], bench)
             p_verdict, p_effect, p_n = p.verdict, p.effect_text, n_text(p)
-            source = f"{RECORDED_DIR}/{c.chapter}/results.csv"
+            source, setting = f"{RECORDED_DIR}/{c.chapter}/results.csv", settings[c.chapter]
         scored = {q.verdict, p_verdict}.isdisjoint({MISSING, "no paper-scale run recorded", "open question"})
         rows.append(dict(study=c.study, claim=c.claim, chapter=c.chapter, quick=q.verdict, quick_effect=q.effect_text,
                          quick_n=n_text(q), paper=p_verdict, paper_effect=p_effect, paper_n=p_n, paper_source=source,
-                         changed=bool(scored and q.verdict != p_verdict), claim_key=c.key))
+                         paper_setting=setting, changed=bool(scored and q.verdict != p_verdict), claim_key=c.key))
     return pd.DataFrame(rows, columns=SCALE_COLUMNS)
+
+
+def _run_setting(record: Path, root: Path) -> str:
+    """``profile `paper``` and every value its run changed from the paper profile (``run.json``)."""
+    from .editions import paper_differences
+
+    if not record.is_file():
+        return "run record missing"
+    run = json.loads(record.read_text())
+    text = f"profile `{run.get('profile', '?')}`"
+    try:
+        diff = paper_differences(run, root)
+    except (FileNotFoundError, KeyError):  # no notebook to compare with: the -p overrides alone
+        given = run.get("parameters", {})
+        diff = {k: (given.get(k, "?"), None) for k in run.get("overrides") or []}
+    if diff:
+        text += ", reduced: " + ", ".join(
+            f"`{k} = {ours}`" + (f" (paper: `{paper}`)" if paper is not None else "") for k, (ours, paper) in diff.items())
+    return text
 
 
 def scales_markdown(table: pd.DataFrame) -> str:
@@ -355,7 +378,8 @@ def scales_markdown(table: pd.DataFrame) -> str:
     lines = ["| study | claim | quick scale | paper scale | changed with scale |", "|---|---|---|---|---|"]
     for r in table.itertuples():
         quick = f"{r.quick} ({r.quick_effect}; {r.quick_n})"
-        paper = r.paper if r.paper_source == "—" else f"{r.paper} ({r.paper_effect}; {r.paper_n}; `{r.paper_source}`)"
+        paper = (r.paper if r.paper_source == "—"
+                 else f"{r.paper} ({r.paper_effect}; {r.paper_n}; `{r.paper_source}`, {r.paper_setting})")
         changed = "**yes**" if r.changed else "no"
         lines.append(f"| {_cell(STUDY_LABELS.get(r.study, r.study))} | {_cell(r.claim)} | {_cell(quick)} | "
                      f"{_cell(paper)} | {changed} |")

@@ -243,7 +243,8 @@ def _profile_path(profile: str | os.PathLike, root: Path) -> Path:
     return path
 
 
-def _read_profile(path: Path) -> dict[str, dict]:
+def _read_profile(path: Path, root: Path | None = None, *, _chain: tuple[Path, ...] = ()) -> dict[str, dict]:
+    """The profile's sections; ``extends: <profile>`` starts from that profile (beside it, or the project's)."""
     try:
         config = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -255,12 +256,27 @@ def _read_profile(path: Path) -> dict[str, dict]:
         raise ParameterError(f"Cannot read profile {path}: {_one_line(exc)}") from exc
     if not isinstance(config, dict):
         raise ParameterError(f"{path} must map notebook names to sections; got {type(config).__name__}.")
+    base = config.pop("extends", None)
     for name, section in config.items():
         if section is not None and not isinstance(section, dict):
             raise ParameterError(
                 f"Section {name!r} of {path} must be a mapping of parameters; got {section!r}."
             )
-    return {name: dict(section or {}) for name, section in config.items()}
+    config = {name: dict(section or {}) for name, section in config.items()}
+    if base is None:
+        return config
+    if not isinstance(base, str):
+        raise ParameterError(f"`extends` in {path} must name one profile; got {base!r}.")
+    chain = (*_chain, path.resolve())
+    beside = path.parent / (base if base.endswith((".yml", ".yaml")) else f"{base}.yml")
+    parent = beside if beside.is_file() else _profile_path(base, root if root is not None else path.parent.parent)
+    if parent.resolve() in chain:
+        raise ParameterError(f"Profiles extend each other in a cycle: {' -> '.join(p.name for p in chain)} -> "
+                             f"{parent.name}.")
+    merged = _read_profile(parent, root, _chain=chain)
+    for name, section in config.items():  # a section overlays the base's section key by key
+        merged[name] = {**merged.get(name, {}), **section}
+    return merged
 
 
 def _check_known(given: Mapping[str, Any], declared: Mapping[str, Any], *, notebook: Path, where: str):
@@ -277,7 +293,9 @@ def load_params(notebook: str | os.PathLike, profile: str | os.PathLike = "quick
     """Return the parameters to inject into ``notebook`` for ``profile``, overrides applied.
 
     Precedence, lowest first: the profile's ``defaults`` (only keys the notebook declares), the
-    profile's section named after the notebook stem, then ``overrides``. A key in the section or
+    profile's section named after the notebook stem, then ``overrides``. A profile whose
+    top-level ``extends`` names another profile (``extends: paper``) starts from that one's
+    sections, each of its own sections overlaying the base's key by key. A key in the section or
     in ``overrides`` that the notebook's ``parameters`` cell does not assign is an error.
 
     A ``model`` in ``overrides`` (one model instead of a chapter's list) also sets the chapter's
@@ -320,8 +338,9 @@ def load_params(notebook: str | os.PathLike, profile: str | os.PathLike = "quick
         raise FileNotFoundError(f"Notebook not found: {notebook}")
     cell = _parameters_cell(notebook)
     declared = {name: value for name, (value, _) in cell.items()}
-    path = _profile_path(profile, project_root(notebook.resolve().parent))
-    config = _read_profile(path)
+    root = project_root(notebook.resolve().parent)
+    path = _profile_path(profile, root)
+    config = _read_profile(path, root)
     section = config.get(notebook.stem, {})
     overrides = dict(overrides or {})
     _check_known(section, declared, notebook=notebook, where=f"section {notebook.stem!r} of {path}")
