@@ -79,7 +79,11 @@ def test_record_then_stage_the_paper_edition(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         record_chapter(paper_run, tmp_path / "none.csv", root=root)
     dest = record_chapter(paper_run, tmp_path / "01_a.csv", root=root)
-    assert sorted(p.name for p in dest.iterdir()) == ["chapter.ipynb", "results.csv", "run.json"]
+    assert sorted(p.name for p in dest.iterdir()) == ["chapter.ipynb", "results.csv.gz", "run.json"]
+    pd.testing.assert_frame_equal(pd.read_csv(dest / "results.csv.gz"), pd.read_csv(tmp_path / "01_a.csv"))
+    first = (dest / "results.csv.gz").read_bytes()
+    record_chapter(paper_run, tmp_path / "01_a.csv", root=root)
+    assert (dest / "results.csv.gz").read_bytes() == first  # no time stamp: recording again changes nothing
     assert list(recorded_chapters(root)) == ["01_a"]
 
     staged = stage_edition("paper", root, out=tmp_path / "staged")
@@ -103,7 +107,7 @@ def test_the_recorded_runs_fit_their_budget_and_carry_manifests():
     assert editions.recorded_size_mb(ROOT) <= editions.SIZE_BUDGET_MB
     for stem, manifest in recorded.items():
         assert manifest["notebook"] == stem and manifest["profile"] != "quick"
-        assert (ROOT / editions.RECORDED_DIR / stem / "results.csv").is_file()
+        assert editions.recorded_results(ROOT, stem) == ROOT / editions.RECORDED_DIR / stem / "results.csv.gz"
         json.dumps(manifest)  # plain JSON
 
 

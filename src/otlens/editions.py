@@ -6,7 +6,8 @@ run ... --profile paper``, on a GPU machine or over several CPU sessions), then 
 :func:`record_chapter` into ``paper/<stem>/`` of the repository:
 
 - ``chapter.ipynb``: the executed chapter (stderr dropped, as in the quick edition),
-- ``results.csv``: its results table,
+- ``results.csv.gz``: its results table, gzipped (per-verse tables at paper scale are tens of MB
+  as text; pandas reads it as it is),
 - ``run.json``: where it comes from: the run record that :func:`otlens.runner.run_notebook`
   writes beside every executed chapter (the otlens commit, the profile and the sha256 of the
   parameters it injected, the device, the library versions, the date and the wall time).
@@ -20,6 +21,7 @@ edition never shrinks silently.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -33,7 +35,7 @@ from .runner import EXECUTED_DIR, RUN_RECORD_SUFFIX, notebooks_in_toc, project_r
 
 __all__ = [
     "EDITIONS", "RECORDED_DIR", "RECORD_FIELDS", "SIZE_BUDGET_MB", "read_record", "provenance_markdown",
-    "add_provenance", "record_chapter", "recorded_chapters", "recorded_size_mb", "paper_differences",
+    "add_provenance", "record_chapter", "recorded_chapters", "recorded_results", "recorded_size_mb", "paper_differences",
     "reduction_note", "stage_edition", "build_edition",
 ]
 
@@ -44,6 +46,8 @@ RECORDED_DIR = "paper"
 #: What a run record must hold to be a chapter's provenance.
 RECORD_FIELDS = ("notebook", "profile", "parameters_sha256", "parameters", "commit", "dirty", "device", "cpu_count",
                  "versions", "finished", "wall_time_s")
+#: The results table's name in a recorded chapter's folder.
+RESULTS_FILE = "results.csv.gz"
 #: The recorded runs' size budget in MB (figures at screen resolution), checked by the tests.
 SIZE_BUDGET_MB = 25.0
 _PROVENANCE_TAG = "otlens-provenance"
@@ -203,9 +207,39 @@ def record_chapter(executed: str | os.PathLike, results: str | os.PathLike, *,
     nb = nbformat.read(executed, as_version=4)
     nb.cells = [c for c in nb.cells if _PROVENANCE_TAG not in c.get("metadata", {}).get("tags", [])]
     atomic_write(dest / "chapter.ipynb", lambda tmp: nbformat.write(nb, str(tmp)))
-    atomic_write(dest / "results.csv", lambda tmp: shutil.copyfile(results, tmp))
+    atomic_write(dest / RESULTS_FILE, lambda tmp: _gzip(results, tmp))
+    (dest / "results.csv").unlink(missing_ok=True)  # an older, uncompressed recording
     atomic_write(dest / "run.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n"))
     return dest
+
+
+def _gzip(src: Path, dest: Path) -> None:
+    """``src`` gzipped into ``dest``, with no time stamp in the header (same table, same bytes)."""
+    with open(src, "rb") as fin, open(dest, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
+                                                                        filename="") as fout:
+        shutil.copyfileobj(fin, fout)
+
+
+def recorded_results(root: str | os.PathLike, stem: str) -> Path | None:
+    """The recorded results table of chapter ``stem`` (``results.csv.gz``, or an older ``results.csv``).
+
+    Parameters
+    ----------
+    root : path
+        The project root.
+    stem : str
+        The chapter's notebook stem.
+
+    Returns
+    -------
+    Path or None
+        The file (read it with :func:`pandas.read_csv`), or None where nothing is recorded.
+    """
+    folder = Path(root) / RECORDED_DIR / stem
+    for name in (RESULTS_FILE, "results.csv"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
 
 
 def recorded_chapters(root: str | os.PathLike) -> dict[str, dict[str, Any]]:

@@ -284,7 +284,7 @@ def compare_scales(results_dir: str | Path | None = None, *, root: str | Path | 
     """Every claim's verdict at the quick scale and at the paper scale, side by side.
 
     The quick column reads this run's tables (``results_dir``); the paper column the recorded
-    paper-scale runs (``paper/<stem>/results.csv`` under ``root``, :mod:`otlens.editions`), with the
+    paper-scale runs (``paper/<stem>/results.csv.gz`` under ``root``, :mod:`otlens.editions`), with the
     same decision rules and the same benchmark evidence. A chapter with no recorded run gives
     ``"no paper-scale run recorded"``.
 
@@ -309,16 +309,16 @@ def compare_scales(results_dir: str | Path | None = None, *, root: str | Path | 
         differ).
     """
     from .config import results_dir as default_results
-    from .editions import RECORDED_DIR
+    from .editions import RECORDED_DIR, recorded_results
     from .runner import project_root
 
     results_dir = Path(results_dir) if results_dir is not None else default_results()
     root = Path(root) if root is not None else project_root()
     bench = _benchmarks(results_dir, benchmarks)
     quick = _tables(results_dir, claims)
-    paper_files = {c.chapter: root / RECORDED_DIR / c.chapter / "results.csv" for c in claims}
-    paper = {k: (pd.read_csv(p) if p.is_file() else None) for k, p in paper_files.items()}
-    settings = {k: _run_setting(p.with_name("run.json"), root) for k, p in paper_files.items()}
+    paper_files = {c.chapter: recorded_results(root, c.chapter) for c in claims}
+    paper = {k: (pd.read_csv(p, low_memory=False) if p is not None else None) for k, p in paper_files.items()}
+    settings = {k: _run_setting(root / RECORDED_DIR / k / "run.json", root) for k in paper_files}
 
     def n_text(v: Verdict) -> str:
         return f"{int(v.n)} {v.unit}" if v.n and v.unit else "—"
@@ -331,7 +331,7 @@ def compare_scales(results_dir: str | Path | None = None, *, root: str | Path | 
         else:
             p = judge_claim(c.key, paper[c.chapter], bench)
             p_verdict, p_effect, p_n = p.verdict, p.effect_text, n_text(p)
-            source, setting = f"{RECORDED_DIR}/{c.chapter}/results.csv", settings[c.chapter]
+            source, setting = paper_files[c.chapter].relative_to(root).as_posix(), settings[c.chapter]
         scored = {q.verdict, p_verdict}.isdisjoint({MISSING, "no paper-scale run recorded", "open question"})
         rows.append(dict(study=c.study, claim=c.claim, chapter=c.chapter, quick=q.verdict, quick_effect=q.effect_text,
                          quick_n=n_text(q), paper=p_verdict, paper_effect=p_effect, paper_n=p_n, paper_source=source,
