@@ -142,6 +142,19 @@ def test_paper_cpu_profile_is_the_paper_profile_with_its_reductions_only():
         assert changed <= set(own.get(chapter.stem, {}))
 
 
+@pytest.mark.parametrize("profile", ["quick", "paper", "paper-cpu"])
+def test_profiles_give_the_verdicts_their_minimum_replicates(profile):
+    """A profile that runs fewer sizes, seeds or lists than a rule needs makes its verdict underpowered by design."""
+    from otlens.verdicts import MIN_REPLICATES
+
+    ch3 = load_params(REPO / "notebooks" / "03_attention_as_ot.md", profile=profile)
+    ch4 = load_params(REPO / "notebooks" / "04_ot_at_scale.md", profile=profile)
+    assert len(ch3["sort_seeds"]) >= MIN_REPLICATES  # lists per length
+    assert len(ch4["scaling_sizes"]) >= MIN_REPLICATES  # FRLC's memory slope
+    for stem in ("01_ot_across_depth", "05_training_dynamics"):
+        assert len(load_params(REPO / "notebooks" / f"{stem}.md", profile=profile)["seeds"]) >= MIN_REPLICATES
+
+
 def test_repository_profiles_parse_and_have_defaults():
     for name in ("quick", "paper"):
         text = (REPO / "params" / f"{name}.yml").read_text()
