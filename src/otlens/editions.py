@@ -36,7 +36,7 @@ from .runner import EXECUTED_DIR, RUN_RECORD_SUFFIX, notebooks_in_toc, project_r
 __all__ = [
     "EDITIONS", "RECORDED_DIR", "RECORD_FIELDS", "SIZE_BUDGET_MB", "read_record", "provenance_markdown",
     "add_provenance", "record_chapter", "recorded_chapters", "recorded_results", "recorded_size_mb", "paper_differences",
-    "reduction_note", "stage_edition", "build_edition",
+    "differences_text", "reduction_note", "stage_edition", "build_edition",
 ]
 
 #: The editions: ``quick`` (executed by ``make book``) and ``paper`` (built from ``paper/``).
@@ -286,6 +286,23 @@ def paper_differences(record: Mapping[str, Any], root: str | os.PathLike) -> dic
     return {k: (given[k], paper[k]) for k in given if k in paper and given[k] != paper[k]}
 
 
+def differences_text(diff: Mapping[str, tuple[Any, Any]]) -> str:
+    """The values of :func:`paper_differences` as text, each beside the paper profile's.
+
+    Parameters
+    ----------
+    diff : mapping
+        ``{parameter: (value run, paper value)}``; a paper value of None is left out.
+
+    Returns
+    -------
+    str
+        ``"`n_texts = 10000` (paper: `36000`), …"``.
+    """
+    return ", ".join(f"`{k} = {ours}`" + (f" (paper: `{paper}`)" if paper is not None else "")
+                     for k, (ours, paper) in diff.items())
+
+
 def reduction_note(record: Mapping[str, Any], root: str | os.PathLike) -> str | None:
     """A sentence naming every value a recorded run changed from the paper profile, or None.
 
@@ -304,7 +321,7 @@ def reduction_note(record: Mapping[str, Any], root: str | os.PathLike) -> str | 
     diff = paper_differences(record, root)
     if not diff:
         return None
-    values = ", ".join(f"`{k} = {ours}` (paper: `{paper}`)" for k, (ours, paper) in diff.items())
+    values = differences_text(diff)
     return (f"**Reduced from the paper profile** to finish on this hardware ({record['device']}, "
             f"{record.get('cpu_count')} cores): {values}. Every other parameter is the paper profile's.")
 

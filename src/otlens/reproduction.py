@@ -341,7 +341,7 @@ def compare_scales(results_dir: str | Path | None = None, *, root: str | Path | 
 
 def _run_setting(record: Path, root: Path) -> str:
     """``profile `paper``` and every value its run changed from the paper profile (``run.json``)."""
-    from .editions import paper_differences
+    from .editions import differences_text, paper_differences
 
     if not record.is_file():
         return "run record missing"
@@ -352,10 +352,7 @@ def _run_setting(record: Path, root: Path) -> str:
     except (FileNotFoundError, KeyError):  # no notebook to compare with: the -p overrides alone
         given = run.get("parameters", {})
         diff = {k: (given.get(k, "?"), None) for k in run.get("overrides") or []}
-    if diff:
-        text += ", reduced: " + ", ".join(
-            f"`{k} = {ours}`" + (f" (paper: `{paper}`)" if paper is not None else "") for k, (ours, paper) in diff.items())
-    return text
+    return text + (", reduced: " + differences_text(diff) if diff else "")
 
 
 def scales_markdown(table: pd.DataFrame) -> str:
